@@ -1,0 +1,209 @@
+// Encoding and decoding of the (uncompressed) records section of a batch.
+//
+// Record layout (storage-format/record-batch.md): length varint, attributes int8, timestampDelta varlong,
+// offsetDelta varint, keyLength varint (-1 null), key, valueLength varint (-1 null), value,
+// headerCount varint, then per header keyLength varint, key, valueLength varint (-1 null), value.
+
+extension RecordBatch {
+    /// Appends `records` encoded relative to `baseOffset` and `baseTimestamp`.
+    public static func encodeRecords(
+        _ records: [Record],
+        baseOffset: Int64,
+        baseTimestamp: Int64,
+        into bytes: inout [UInt8]
+    ) {
+        for record in records {
+            encodeRecord(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp, into: &bytes)
+        }
+    }
+
+    /// Appends one record encoded relative to `baseOffset` and `baseTimestamp`.
+    @inlinable
+    public static func encodeRecord(
+        _ record: Record,
+        baseOffset: Int64,
+        baseTimestamp: Int64,
+        into bytes: inout [UInt8]
+    ) {
+        let timestampDelta = record.timestamp - baseTimestamp
+        let offsetDelta = record.offset - baseOffset
+        var bodySize = 1 + varintSize(timestampDelta) + varintSize(offsetDelta)
+        bodySize += lengthPrefixedSize(record.key) + lengthPrefixedSize(record.value)
+        bodySize += varintSize(Int64(record.headers.count))
+        for header in record.headers {
+            let keyCount = header.key.utf8.count
+            bodySize += varintSize(Int64(keyCount)) + keyCount + lengthPrefixedSize(header.value)
+        }
+        bytes.reserveCapacity(bytes.count + bodySize + 5)
+        bytes.appendVarint(Int64(bodySize))
+        bytes.append(UInt8(bitPattern: record.attributes))
+        bytes.appendVarint(timestampDelta)
+        bytes.appendVarint(offsetDelta)
+        appendLengthPrefixed(record.key, to: &bytes)
+        appendLengthPrefixed(record.value, to: &bytes)
+        bytes.appendVarint(Int64(record.headers.count))
+        for header in record.headers {
+            bytes.appendVarint(Int64(header.key.utf8.count))
+            bytes.append(contentsOf: header.key.utf8)
+            appendLengthPrefixed(header.value, to: &bytes)
+        }
+    }
+
+    @inlinable
+    static func lengthPrefixedSize(_ field: [UInt8]?) -> Int {
+        guard let field else { return 1 }
+        return varintSize(Int64(field.count)) + field.count
+    }
+
+    @inlinable
+    static func appendLengthPrefixed(_ field: [UInt8]?, to bytes: inout [UInt8]) {
+        guard let field else {
+            bytes.appendVarint(-1)
+            return
+        }
+        bytes.appendVarint(Int64(field.count))
+        bytes.append(contentsOf: field)
+    }
+
+    /// Decodes an uncompressed records section. Checks that exactly `header.recordCount` records fill
+    /// the section, that offset deltas increase and stay within `lastOffsetDelta`, and header counts.
+    public static func decodeRecords(
+        section: UnsafeRawBufferPointer,
+        header: RecordBatchHeader,
+        limits: Limits = .default
+    ) throws -> [Record] {
+        var reader = ByteReader(section)
+        var records: [Record] = []
+        records.reserveCapacity(Int(header.recordCount))
+        var previousDelta: Int64 = -1
+        for index in 0..<Int(header.recordCount) {
+            let record = try decodeRecord(&reader, index: index, header: header, limits: limits)
+            let delta = record.offset - header.baseOffset
+            guard delta > previousDelta && delta <= Int64(header.lastOffsetDelta) else {
+                throw BatchFormatError.malformedRecords(
+                    "record \(index): offset delta \(delta) not above \(previousDelta) and within last offset delta \(header.lastOffsetDelta)")
+            }
+            previousDelta = delta
+            records.append(record)
+        }
+        guard reader.remaining == 0 else {
+            throw BatchFormatError.malformedRecords("\(reader.remaining) bytes left after \(header.recordCount) records")
+        }
+        return records
+    }
+
+    static func decodeRecord(
+        _ reader: inout ByteReader,
+        index: Int,
+        header: RecordBatchHeader,
+        limits: Limits
+    ) throws -> Record {
+        guard let length = reader.readVarint(maxBytes: 5), length >= 0, length <= reader.remaining else {
+            throw malformed(index, reader.position, "bad record length")
+        }
+        let end = reader.position + Int(length)
+        guard let attributes = reader.readInt8() else { throw malformed(index, reader.position, "missing attributes") }
+        guard let timestampDelta = reader.readVarint(maxBytes: 10) else {
+            throw malformed(index, reader.position, "bad timestamp delta")
+        }
+        guard let offsetDelta = reader.readVarint(maxBytes: 5) else {
+            throw malformed(index, reader.position, "bad offset delta")
+        }
+        let key = try readLengthPrefixed(&reader, end: end, record: index, field: "key")
+        let value = try readLengthPrefixed(&reader, end: end, record: index, field: "value")
+        guard let headerCount = reader.readVarint(maxBytes: 5), headerCount >= 0,
+            headerCount <= Int64(limits.recordHeadersMax)
+        else { throw malformed(index, reader.position, "bad header count (limit \(limits.recordHeadersMax))") }
+        var headers: [RecordHeader] = []
+        headers.reserveCapacity(Int(headerCount))
+        for _ in 0..<Int(headerCount) {
+            let position = reader.position
+            guard let keyBytes = try readLengthPrefixed(&reader, end: end, record: index, field: "header key") else {
+                throw malformed(index, position, "null header key")
+            }
+            guard let keyString = String(validating: keyBytes, as: UTF8.self) else {
+                throw malformed(index, position, "header key is not UTF-8")
+            }
+            let headerValue = try readLengthPrefixed(&reader, end: end, record: index, field: "header value")
+            headers.append(RecordHeader(key: keyString, value: headerValue))
+        }
+        guard reader.position == end else {
+            throw malformed(index, reader.position, "record length \(length) does not match its fields")
+        }
+        return Record(
+            offset: header.baseOffset + offsetDelta,
+            timestamp: header.baseTimestamp &+ timestampDelta,
+            key: key,
+            value: value,
+            headers: headers,
+            attributes: attributes
+        )
+    }
+
+    static func malformed(_ record: Int, _ position: Int, _ what: String) -> BatchFormatError {
+        BatchFormatError.malformedRecords("record \(record) at records-section byte \(position): \(what)")
+    }
+
+    static func readLengthPrefixed(
+        _ reader: inout ByteReader,
+        end: Int,
+        record: Int,
+        field: String
+    ) throws -> [UInt8]? {
+        let position = reader.position
+        guard let length = reader.readVarint(maxBytes: 5), length >= -1 else {
+            throw malformed(record, position, "bad \(field) length")
+        }
+        if length == -1 { return nil }
+        guard reader.position + Int(length) <= end, let bytes = reader.readBytes(Int(length)) else {
+            throw malformed(record, position, "\(field) length \(length) runs past the record")
+        }
+        return bytes
+    }
+
+    /// Builds the header and records section of an uncompressed batch; SluiceCompression adds the
+    /// compressed variants. Offsets and timestamps of `records` are absolute; the base offset is the
+    /// first record's offset unless given, deltas are computed from it.
+    public static func uncompressed(
+        records: [Record],
+        baseOffset: Int64? = nil,
+        lastOffsetDelta: Int32? = nil,
+        partitionLeaderEpoch: Int32 = -1,
+        producerId: Int64 = -1,
+        producerEpoch: Int16 = -1,
+        baseSequence: Int32 = -1,
+        timestampType: TimestampType = .createTime
+    ) -> RecordBatch {
+        var section: [UInt8] = []
+        let base = baseOffset ?? records.first?.offset ?? 0
+        let baseTimestamp = records.first?.timestamp ?? 0
+        encodeRecords(records, baseOffset: base, baseTimestamp: baseTimestamp, into: &section)
+        let header = RecordBatchHeader(
+            baseOffset: base,
+            partitionLeaderEpoch: partitionLeaderEpoch,
+            attributes: RecordBatchHeader.attributes(codec: .none, timestampType: timestampType),
+            lastOffsetDelta: lastOffsetDelta ?? Int32(clamping: (records.last?.offset ?? base) - base),
+            baseTimestamp: baseTimestamp,
+            maxTimestamp: records.map(\.timestamp).max() ?? baseTimestamp,
+            producerId: producerId,
+            producerEpoch: producerEpoch,
+            baseSequence: baseSequence,
+            recordCount: Int32(records.count)
+        )
+        return assemble(header: header, section: section)
+    }
+
+    /// Joins a header (whose length and CRC are filled in here) and an already encoded (possibly
+    /// compressed) records section into a batch.
+    public static func assemble(header: RecordBatchHeader, section: [UInt8]) -> RecordBatch {
+        var header = header
+        header.batchLength = Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead + section.count)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(RecordBatchHeader.size + section.count)
+        header.append(to: &bytes)
+        bytes.append(contentsOf: section)
+        var batch = RecordBatch(unchecked: bytes)
+        batch.updateCRC()
+        return batch
+    }
+}

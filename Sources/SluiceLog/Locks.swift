@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A mutex with a condition variable, for the few places that wait (group commit). Held across
+/// blocking file I/O where documented, never across an event-loop callback.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        let mutexStatus = pthread_mutex_init(mutex, nil)
+        let conditionStatus = pthread_cond_init(condition, nil)
+        precondition(mutexStatus == 0 && conditionStatus == 0, "pthread init failed")
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() {
+        let status = pthread_mutex_lock(mutex)
+        precondition(status == 0, "pthread_mutex_lock failed: \(status)")
+    }
+
+    func unlock() {
+        let status = pthread_mutex_unlock(mutex)
+        precondition(status == 0, "pthread_mutex_unlock failed: \(status)")
+    }
+
+    /// Waits for a broadcast; the lock must be held and is held again on return.
+    func wait() {
+        let status = pthread_cond_wait(condition, mutex)
+        precondition(status == 0, "pthread_cond_wait failed: \(status)")
+    }
+
+    func broadcast() {
+        pthread_cond_broadcast(condition)
+    }
+
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}
+
+/// Group commit: callers that need everything below some offset durable share fsyncs. While one caller
+/// runs the flush, later callers wait; when it finishes, each one whose target it covered returns and
+/// the first one still uncovered runs the next flush. A failed fsync is sticky: after it, the page cache
+/// can no longer be trusted to hold the data, so every later call fails too and the log must be reopened
+/// (which recovers from the files).
+final class GroupCommit: @unchecked Sendable {
+    private let lock = ConditionLock()
+    /// Everything below this offset is durable. Invariant: never decreases, except by `reset`.
+    private var durableOffset: Int64
+    private var flushing = false
+    private var failure: Error?
+    /// Bumped by `reset`: a flush that started before a truncation must not vouch for offsets the
+    /// truncation gave away and later appends reuse.
+    private var generation = 0
+
+    init(durableOffset: Int64) {
+        self.durableOffset = durableOffset
+    }
+
+    /// Returns once everything below `target` is durable. `flush` forces what was written so far and
+    /// returns the offset it covered.
+    func sync(upTo target: Int64, flush: () throws -> Int64) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        while durableOffset < target {
+            if let failure { throw failure }
+            if flushing {
+                lock.wait()
+                continue
+            }
+            flushing = true
+            let startedIn = generation
+            lock.unlock()
+            let outcome = Result { try flush() }
+            lock.lock()
+            flushing = false
+            lock.broadcast()
+            switch outcome {
+            case .success(let covered):
+                if startedIn == generation { durableOffset = max(durableOffset, covered) }
+            case .failure(let error):
+                failure = error
+                throw error
+            }
+        }
+    }
+
+    /// After truncation the durable offset can go down.
+    func reset(durableOffset: Int64) {
+        lock.withLock {
+            self.durableOffset = durableOffset
+            generation += 1
+        }
+    }
+
+    var durable: Int64 { lock.withLock { durableOffset } }
+    var failed: Error? { lock.withLock { failure } }
+}

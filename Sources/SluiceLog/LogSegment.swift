@@ -1,0 +1,249 @@
+import SluiceCore
+import Synchronization
+
+/// One segment of a partition log: a `.log` file of record batches plus its sparse offset and time
+/// indexes (storage-format/segments.md).
+///
+/// Ownership and threads: the owning `PartitionLog` is the only writer (it serialises `append`,
+/// `seal`, `truncate`); any number of readers may call the read-side methods concurrently. Mutable
+/// state lives behind one mutex; file I/O for appends happens outside it. Indexes of closed segments
+/// are loaded lazily on first use and validated then; an index that fails validation is rebuilt from
+/// the `.log`.
+public final class LogSegment: @unchecked Sendable {
+    public let baseOffset: Int64
+    public let directory: String
+    let log: LogFile
+    let offsetIndexFile: LogFile
+    let timeIndexFile: LogFile
+    let indexIntervalBytes: Int
+    let limits: Limits
+    let state: Mutex<State>
+
+    struct State {
+        /// Bytes readers may read: everything the writer finished writing.
+        var size: Int
+        /// nil until loaded.
+        var indexes: SegmentIndexes?
+        /// When this segment started taking appends (for `segment.ms`).
+        var createdAtMilliseconds: Int64
+        /// Set once the segment was rolled; a sealed segment takes no more appends.
+        var sealed: Bool
+    }
+
+    init(baseOffset: Int64, directory: String, log: LogFile, offsetIndex: LogFile, timeIndex: LogFile,
+         size: Int, indexes: SegmentIndexes?, config: LogConfig, createdAt: Int64, sealed: Bool) {
+        self.baseOffset = baseOffset
+        self.directory = directory
+        self.log = log
+        self.offsetIndexFile = offsetIndex
+        self.timeIndexFile = timeIndex
+        self.indexIntervalBytes = config.indexIntervalBytes
+        self.limits = config.limits
+        self.state = Mutex(State(size: size, indexes: indexes, createdAtMilliseconds: createdAt, sealed: sealed))
+    }
+
+    /// Creates the three (empty) files of a new segment and makes their names durable.
+    static func create(directory: String, baseOffset: Int64, config: LogConfig, now: Int64,
+                       suffix: SegmentFiles.Suffix? = nil) throws -> LogSegment {
+        let log = try LogFile.open(SegmentFiles.path(directory, baseOffset, .log, suffix), create: true)
+        let offsetIndex = try LogFile.open(SegmentFiles.path(directory, baseOffset, .index, suffix), create: true)
+        let timeIndex = try LogFile.open(SegmentFiles.path(directory, baseOffset, .timeIndex, suffix), create: true)
+        for file in [log, offsetIndex, timeIndex] { try file.truncate(to: 0) }
+        try FileSystem.syncDirectory(directory)
+        return LogSegment(
+            baseOffset: baseOffset, directory: directory, log: log, offsetIndex: offsetIndex, timeIndex: timeIndex,
+            size: 0, indexes: SegmentIndexes(baseOffset: baseOffset), config: config, createdAt: now, sealed: false)
+    }
+
+    /// Opens an existing segment. Missing index files are created empty (and rebuilt when loaded).
+    static func open(directory: String, baseOffset: Int64, config: LogConfig, now: Int64, sealed: Bool) throws -> LogSegment {
+        let log = try LogFile.open(SegmentFiles.path(directory, baseOffset, .log))
+        let offsetIndex = try LogFile.open(SegmentFiles.path(directory, baseOffset, .index), create: true)
+        let timeIndex = try LogFile.open(SegmentFiles.path(directory, baseOffset, .timeIndex), create: true)
+        return LogSegment(
+            baseOffset: baseOffset, directory: directory, log: log, offsetIndex: offsetIndex, timeIndex: timeIndex,
+            size: try log.size(), indexes: nil, config: config, createdAt: now, sealed: sealed)
+    }
+
+    /// The `.log` file's path.
+    public var path: String { log.path }
+
+    /// Bytes readers may read.
+    public var size: Int { state.withLock { $0.size } }
+
+    var createdAtMilliseconds: Int64 { state.withLock { $0.createdAtMilliseconds } }
+    var isSealed: Bool { state.withLock { $0.sealed } }
+
+    // MARK: Writer side (called by the owning PartitionLog only)
+
+    /// Whether a batch of `size` bytes whose last offset is `lastOffset` still fits the index formats.
+    func canHold(lastOffset: Int64, size batchSize: Int) -> Bool {
+        let size = self.size
+        return lastOffset - baseOffset <= Int64(UInt32.max) && size + batchSize <= LogConfig.segmentBytesMax
+    }
+
+    /// Appends one validated batch at the end of the `.log` and indexes it. On a failed write the file
+    /// is cut back so a half-written batch never stays behind.
+    func append(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader) throws {
+        let position = size
+        do {
+            try log.write(bytes, at: position)
+        } catch {
+            try? log.truncate(to: position)
+            throw error
+        }
+        let pending = try state.withLock { state throws -> SegmentIndexes.Pending in
+            guard var indexes = state.indexes else {
+                preconditionFailure("append to a segment whose indexes are not loaded")
+            }
+            let pending = indexes.add(header: header, position: position, size: bytes.count, interval: indexIntervalBytes)
+            state.indexes = indexes
+            state.size = position + bytes.count
+            return pending
+        }
+        try writePending(pending)
+    }
+
+    /// Writes new index entries at the end of the index files.
+    private func writePending(_ pending: SegmentIndexes.Pending) throws {
+        if let entry = pending.offsetEntry {
+            try offsetIndexFile.write(IndexFormat.encode([entry]), at: pending.offsetEntryIndex * OffsetIndexEntry.size)
+        }
+        if let entry = pending.timeEntry {
+            try timeIndexFile.write(IndexFormat.encode([entry]), at: pending.timeEntryIndex * TimeIndexEntry.size)
+        }
+    }
+
+    /// Closes the segment for appends (roll): adds the final time-index entry and forces all three
+    /// files to disk.
+    func seal() throws {
+        let pending = try withIndexes { indexes in indexes.seal() }
+        state.withLock { $0.sealed = true }
+        try writePending(pending)
+        try flush()
+    }
+
+    /// Forces the `.log` and both indexes to stable storage.
+    func flush() throws {
+        try log.sync()
+        try offsetIndexFile.sync()
+        try timeIndexFile.sync()
+    }
+
+    // MARK: Reader side
+
+    /// Runs `body` on the loaded indexes, loading (and if needed rebuilding) them first.
+    func withIndexes<R>(_ body: (inout SegmentIndexes) throws -> R) throws -> R {
+        try state.withLock { state in
+            if state.indexes == nil {
+                state.indexes = try loadIndexes(size: state.size, trustedBelow: Int.max, sealed: state.sealed).indexes
+            }
+            guard var indexes = state.indexes else { preconditionFailure("indexes just loaded") }
+            defer { state.indexes = indexes }
+            return try body(&indexes)
+        }
+    }
+
+    /// The offset after the last batch (the base offset when empty).
+    public func nextOffset() throws -> Int64 { try withIndexes { $0.nextOffset } }
+
+    /// The largest timestamp of any batch, nil when the segment is empty.
+    public func maxTimestamp() throws -> Int64? {
+        try withIndexes { $0.runningMaxTimestamp == Int64.min ? nil : $0.runningMaxTimestamp }
+    }
+
+    /// Where to start scanning for `offset`: the position of the last indexed batch at or below it.
+    func floorPosition(for offset: Int64) throws -> Int {
+        try withIndexes { indexes in
+            guard let i = IndexFormat.floorIndex(indexes.offsets, offset - baseOffset, key: { Int64($0.relativeOffset) }) else {
+                return 0
+            }
+            return Int(indexes.offsets[i].position)
+        }
+    }
+
+    /// The offset from which a search for the first record with a timestamp at or after `timestamp` may
+    /// start: every batch before it has a max timestamp below `timestamp`.
+    func timeSearchStart(for timestamp: Int64) throws -> Int64 {
+        try withIndexes { indexes in
+            guard let i = IndexFormat.floorIndex(indexes.times, timestamp - 1, key: { $0.timestamp }) else {
+                return baseOffset
+            }
+            return baseOffset + Int64(indexes.times[i].relativeOffset)
+        }
+    }
+
+    /// A snapshot of the index entries (tests, the verify tool).
+    public func indexEntries() throws -> (offsets: [OffsetIndexEntry], times: [TimeIndexEntry]) {
+        try withIndexes { ($0.offsets, $0.times) }
+    }
+
+    /// A scanner over this segment's batches from `position` to the visible end.
+    func scanner(from position: Int, verifyCRC: Bool = true) -> BatchScanner {
+        BatchScanner(file: log, position: position, endPosition: size, limits: limits, verifyCRC: verifyCRC)
+    }
+}
+
+/// The in-memory state of a segment's indexes and the running values the indexing rule needs.
+struct SegmentIndexes {
+    let baseOffset: Int64
+    var offsets: [OffsetIndexEntry] = []
+    var times: [TimeIndexEntry] = []
+    /// Bytes appended since the batch that got the last offset-index entry (that batch included).
+    var bytesSinceIndexEntry = 0
+    /// Largest max-timestamp of any batch so far; Int64.min when none.
+    var runningMaxTimestamp = Int64.min
+    var lastBatchBaseOffset: Int64?
+    var nextOffset: Int64
+
+    init(baseOffset: Int64) {
+        self.baseOffset = baseOffset
+        self.nextOffset = baseOffset
+    }
+
+    /// Entries the writer still has to put in the files, and where.
+    struct Pending {
+        var offsetEntry: OffsetIndexEntry?
+        var offsetEntryIndex = 0
+        var timeEntry: TimeIndexEntry?
+        var timeEntryIndex = 0
+    }
+
+    /// The indexing rule (storage-format/segments.md): the first batch, and then a batch that starts at
+    /// least `interval` bytes after the last indexed one, gets an offset entry; alongside it a time entry
+    /// when the running max timestamp grew past the last time entry.
+    mutating func add(header: RecordBatchHeader, position: Int, size: Int, interval: Int) -> Pending {
+        var pending = Pending()
+        runningMaxTimestamp = max(runningMaxTimestamp, header.maxTimestamp)
+        let relative = UInt32(header.baseOffset - baseOffset)
+        if offsets.isEmpty || bytesSinceIndexEntry >= interval {
+            let entry = OffsetIndexEntry(relativeOffset: relative, position: UInt32(position))
+            pending.offsetEntry = entry
+            pending.offsetEntryIndex = offsets.count
+            offsets.append(entry)
+            bytesSinceIndexEntry = 0
+            if runningMaxTimestamp > (times.last?.timestamp ?? Int64.min) {
+                let timeEntry = TimeIndexEntry(timestamp: runningMaxTimestamp, relativeOffset: relative)
+                pending.timeEntry = timeEntry
+                pending.timeEntryIndex = times.count
+                times.append(timeEntry)
+            }
+        }
+        bytesSinceIndexEntry += size
+        lastBatchBaseOffset = header.baseOffset
+        nextOffset = header.nextOffset
+        return pending
+    }
+
+    /// The final time entry of a closed segment, so the last entry holds the segment's max timestamp.
+    mutating func seal() -> Pending {
+        var pending = Pending()
+        if let last = lastBatchBaseOffset, runningMaxTimestamp > (times.last?.timestamp ?? Int64.min) {
+            let entry = TimeIndexEntry(timestamp: runningMaxTimestamp, relativeOffset: UInt32(last - baseOffset))
+            pending.timeEntry = entry
+            pending.timeEntryIndex = times.count
+            times.append(entry)
+        }
+        return pending
+    }
+}
