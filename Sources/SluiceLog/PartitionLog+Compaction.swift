@@ -1,0 +1,219 @@
+import SluiceCompression
+import SluiceCore
+
+/// What one compaction pass did.
+public struct CompactionResult: Sendable, Hashable {
+    public var segmentsCleaned = 0
+    public var recordsRemoved = 0
+    public var tombstonesRemoved = 0
+    public var bytesBefore = 0
+    public var bytesAfter = 0
+    /// Offsets below this were covered by the key map (the pass stops where the map is full).
+    public var mapEndOffset: Int64 = 0
+}
+
+/// Points between the crash-safe steps of a compaction pass, where tests stop it to simulate a crash.
+enum CompactionStage: Sendable {
+    case cleanedWritten
+    case swapRenamed
+    case oldRenamedToDeleted
+}
+
+struct CompactionInterrupted: Error {}
+
+extension PartitionLog {
+    /// Compacts closed segments (`cleanup.policy=compact`): keeps the newest record of every key
+    /// (records without a key are kept), drops tombstones whose timestamp is older than
+    /// `delete.retention.ms`, and preserves offsets. Runs concurrently with appends and reads; only the
+    /// final swap takes the writer lock.
+    ///
+    /// Crash safety (storage-format/segments.md): output is written to `.cleaned` files and fsynced;
+    /// renaming the `.log` to `.swap` commits it (recovery finishes a swap it finds); the replaced segments
+    /// are renamed to `.deleted` and unlinked; the swap files are renamed to their final names.
+    @discardableResult
+    public func compact() throws -> CompactionResult {
+        try compact(interruptAfter: nil)
+    }
+
+    func compact(interruptAfter stage: CompactionStage?) throws -> CompactionResult {
+        guard config.cleanupPolicy.contains(.compact) else { return CompactionResult() }
+        return try maintenance.withLock {
+            let current = snapshot()
+            var result = CompactionResult()
+            let (map, mapEnd) = try buildKeyMap(current)
+            result.mapEndOffset = mapEnd
+            let closed = current.segments.dropLast()
+            var cleanable: [LogSegment] = []
+            for (i, segment) in closed.enumerated() where current.segments[i + 1].baseOffset <= mapEnd {
+                cleanable.append(segment)
+            }
+            let groups = group(cleanable)
+            let horizon = clock.nowMilliseconds() - config.deleteRetentionMilliseconds
+            var outputs: [(group: [LogSegment], cleaned: LogSegment)] = []
+            for group in groups {
+                let cleaned = try clean(group, map: map, tombstoneHorizon: horizon, result: &result)
+                outputs.append((group, cleaned))
+            }
+            try FileSystem.syncDirectory(directory)
+            if stage == .cleanedWritten { throw CompactionInterrupted() }
+            for output in outputs { try swap(output.group, output.cleaned, interruptAfter: stage) }
+            result.segmentsCleaned = cleanable.count
+            logger.info("compacted", metadata: [
+                "directory": "\(directory)", "segments": "\(result.segmentsCleaned)",
+                "removed": "\(result.recordsRemoved)", "bytesBefore": "\(result.bytesBefore)", "bytesAfter": "\(result.bytesAfter)",
+            ])
+            return result
+        }
+    }
+
+    /// The newest offset of every key from the log start on, stopping at a batch boundary once
+    /// `compactionKeysMax` keys are held. Returns the map and the offset it covers up to.
+    private func buildKeyMap(_ current: View) throws -> ([[UInt8]: Int64], Int64) {
+        var map: [[UInt8]: Int64] = [:]
+        var mapEnd = current.segments[0].baseOffset
+        for (i, segment) in current.segments.enumerated() {
+            let end = i == current.segments.count - 1 ? current.activeEndPosition : segment.size
+            let scanner = BatchScanner(file: segment.log, position: 0, endPosition: end, limits: config.limits)
+            while true {
+                switch try scanner.next() {
+                case .end:
+                    break
+                case .invalid(let position, let reason):
+                    throw LogError.corruptBatch(file: segment.path, position: position, reason: reason)
+                case .batch(let header, let position, let bytes):
+                    let records = try decode(bytes, file: segment.path, position: position)
+                    let newKeys = Set(records.compactMap { $0.key }.filter { map[$0] == nil }).count
+                    if map.count + newKeys > config.compactionKeysMax { return (map, mapEnd) }
+                    for record in records { if let key = record.key { map[key] = record.offset } }
+                    mapEnd = header.nextOffset
+                    continue
+                }
+                break
+            }
+            if i + 1 < current.segments.count { mapEnd = max(mapEnd, current.segments[i + 1].baseOffset) }
+        }
+        return (map, mapEnd)
+    }
+
+    private func decode(_ bytes: UnsafeRawBufferPointer, file: String, position: Int) throws -> [Record] {
+        do {
+            return try RecordBatch.records(in: bytes, limits: config.limits)
+        } catch let error as BatchFormatError {
+            throw LogError.corruptBatch(file: file, position: position, reason: error)
+        }
+    }
+
+    /// Consecutive segments whose combined size fits one segment, so compaction also merges small ones.
+    private func group(_ segments: [LogSegment]) -> [[LogSegment]] {
+        var groups: [[LogSegment]] = []
+        var currentGroup: [LogSegment] = []
+        var bytes = 0
+        for segment in segments {
+            if !currentGroup.isEmpty && bytes + segment.size > config.segmentBytes {
+                groups.append(currentGroup)
+                currentGroup = []
+                bytes = 0
+            }
+            currentGroup.append(segment)
+            bytes += segment.size
+        }
+        if !currentGroup.isEmpty { groups.append(currentGroup) }
+        return groups
+    }
+
+    /// Writes the kept records of `group` into `<first base>.*.cleaned` files, fsynced.
+    private func clean(_ group: [LogSegment], map: [[UInt8]: Int64], tombstoneHorizon: Int64,
+                       result: inout CompactionResult) throws -> LogSegment {
+        let cleaned = try LogSegment.create(directory: directory, baseOffset: group[0].baseOffset, config: config,
+                                            now: clock.nowMilliseconds(), suffix: .cleaned)
+        for segment in group {
+            result.bytesBefore += segment.size
+            let scanner = segment.scanner(from: 0)
+            while true {
+                switch try scanner.next() {
+                case .end:
+                    break
+                case .invalid(let position, let reason):
+                    throw LogError.corruptBatch(file: segment.path, position: position, reason: reason)
+                case .batch(let header, let position, let bytes):
+                    let records = try decode(bytes, file: segment.path, position: position)
+                    let kept = header.isControl ? records : records.filter { record in
+                        guard let key = record.key else { return true }
+                        guard map[key] == record.offset else { return false }
+                        if record.value == nil && record.timestamp < tombstoneHorizon {
+                            result.tombstonesRemoved += 1
+                            return false
+                        }
+                        return true
+                    }
+                    result.recordsRemoved += records.count - kept.count
+                    if kept.count == records.count {
+                        try cleaned.append(bytes, header: header)
+                    } else if !kept.isEmpty {
+                        let rebuilt = try rebuild(header, kept)
+                        try rebuilt.bytes.withUnsafeBytes { try cleaned.append($0, header: rebuilt.header) }
+                    }
+                    continue
+                }
+                break
+            }
+        }
+        try cleaned.seal()
+        result.bytesAfter += cleaned.size
+        return cleaned
+    }
+
+    /// The batch with only `kept` records: same base offset, last offset delta, timestamps, producer
+    /// fields and codec, so offsets and producer state survive.
+    private func rebuild(_ header: RecordBatchHeader, _ kept: [Record]) throws -> RecordBatch {
+        var section: [UInt8] = []
+        RecordBatch.encodeRecords(kept, baseOffset: header.baseOffset, baseTimestamp: header.baseTimestamp, into: &section)
+        var newHeader = header
+        newHeader.recordCount = Int32(kept.count)
+        do {
+            return RecordBatch.assemble(header: newHeader, section: try Codecs.compress(section, codec: header.codec ?? .none))
+        } catch let error as BatchFormatError {
+            throw LogError.invalidBatch(error)
+        }
+    }
+
+    /// Commits one cleaned group: `.cleaned` → `.swap` (the log last: that rename is the commit), old
+    /// segments → `.deleted`, `.swap` → final names, then the view switches to the new segment.
+    private func swap(_ group: [LogSegment], _ cleaned: LogSegment, interruptAfter stage: CompactionStage?) throws {
+        let base = cleaned.baseOffset
+        for kind in [SegmentFiles.Kind.index, .timeIndex, .log] {
+            try FileSystem.rename(SegmentFiles.path(directory, base, kind, .cleaned), to: SegmentFiles.path(directory, base, kind, .swap))
+        }
+        try FileSystem.syncDirectory(directory)
+        if stage == .swapRenamed { throw CompactionInterrupted() }
+        try writer.withLock {
+            for segment in group {
+                for kind in SegmentFiles.Kind.allCases {
+                    let path = SegmentFiles.path(directory, segment.baseOffset, kind)
+                    if FileSystem.exists(path) {
+                        try FileSystem.rename(path, to: SegmentFiles.path(directory, segment.baseOffset, kind, .deleted))
+                    }
+                }
+            }
+            try FileSystem.syncDirectory(directory)
+            if stage == .oldRenamedToDeleted { throw CompactionInterrupted() }
+            for kind in [SegmentFiles.Kind.index, .timeIndex, .log] {
+                try FileSystem.rename(SegmentFiles.path(directory, base, kind, .swap), to: SegmentFiles.path(directory, base, kind))
+            }
+            try FileSystem.syncDirectory(directory)
+            let replacement = try LogSegment.open(directory: directory, baseOffset: base, config: config,
+                                                  now: clock.nowMilliseconds(), sealed: true)
+            let replaced = Set(group.map { ObjectIdentifier($0) })
+            publish { view in
+                guard let first = view.segments.firstIndex(where: { replaced.contains(ObjectIdentifier($0)) }) else { return }
+                view.segments.removeAll { replaced.contains(ObjectIdentifier($0)) }
+                view.segments.insert(replacement, at: first)
+            }
+        }
+        for segment in group {
+            for kind in SegmentFiles.Kind.allCases {
+                try FileSystem.remove(SegmentFiles.path(directory, segment.baseOffset, kind, .deleted))
+            }
+        }
+    }
+}

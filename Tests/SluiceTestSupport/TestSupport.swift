@@ -1,0 +1,131 @@
+import SluiceCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// SplitMix64: a small, fast, seedable generator. Tests print the seed in every failure message so a
+/// failing case can be replayed with `SLUICE_TEST_SEED=<seed>`.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    public let seed: UInt64
+    private var state: UInt64
+
+    public init(seed: UInt64) {
+        self.seed = seed
+        self.state = seed
+    }
+
+    /// Uses `SLUICE_TEST_SEED` when set, otherwise a fresh seed from the system generator.
+    public static func fromEnvironment() -> SeededRandom {
+        if let text = getenv("SLUICE_TEST_SEED").map({ String(cString: $0) }), let seed = UInt64(text) {
+            return SeededRandom(seed: seed)
+        }
+        return SeededRandom(seed: UInt64.random(in: 0...UInt64.max))
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// `count` random bytes.
+    public mutating func bytes(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }
+    }
+}
+
+/// A fresh directory under the system temporary directory; `remove()` deletes it recursively.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init(_ label: String = "sluice-test") {
+        var template = Array("\(tmpBase())/\(label)-XXXXXX".utf8CString)
+        let created = template.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return nil as String? }
+            return mkdtemp(base).map { String(cString: $0) }
+        }
+        guard let created else { preconditionFailure("mkdtemp failed: \(errno)") }
+        path = created
+    }
+
+    /// A path inside this directory.
+    public func child(_ name: String) -> String { "\(path)/\(name)" }
+
+    public func remove() {
+        removeRecursively(path)
+    }
+}
+
+private func tmpBase() -> String {
+    if let dir = getenv("TMPDIR").map({ String(cString: $0) }), !dir.isEmpty { return dir }
+    return "/tmp"
+}
+
+/// `rm -rf path`.
+public func removeRecursively(_ path: String) {
+    var info = stat()
+    guard lstat(path, &info) == 0 else { return }
+    if (info.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) {
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(dir)
+        for name in names { removeRecursively("\(path)/\(name)") }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}
+
+/// The directory holding the built products (`.build/<triple>/debug`): the test binary lives there, and
+/// so do the executables (`sluice-log`) that end-to-end tests start. `SLUICE_BIN_DIR` overrides it.
+public func builtProductsDirectory() -> String {
+    if let dir = getenv("SLUICE_BIN_DIR").map({ String(cString: $0) }), !dir.isEmpty { return dir }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    precondition(count > 0, "cannot read /proc/self/exe")
+    let exe = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    // …/debug/SluicePackageTests.xctest (a file on Linux) → …/debug
+    var components = exe.split(separator: "/", omittingEmptySubsequences: false)
+    components.removeLast()
+    return components.joined(separator: "/")
+}
+
+/// Reads a whole file into memory (test fixtures, golden vectors).
+public func readFileBytes(_ path: String) -> [UInt8]? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, file)
+        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+        if n < chunk.count { break }
+    }
+    return bytes
+}
+
+/// Writes bytes to a file, replacing it.
+@discardableResult
+public func writeFileBytes(_ path: String, _ bytes: [UInt8]) -> Bool {
+    guard let file = fopen(path, "wb") else { return false }
+    defer { fclose(file) }
+    return fwrite(bytes, 1, bytes.count, file) == bytes.count
+}
+
+/// The repository root (for fixtures under storage-format/), found from this source file's path.
+public func repositoryRoot(file: String = #filePath) -> String {
+    var components = file.split(separator: "/", omittingEmptySubsequences: false)
+    // …/Tests/SluiceTestSupport/TestSupport.swift → …
+    components.removeLast(3)
+    return components.joined(separator: "/")
+}
