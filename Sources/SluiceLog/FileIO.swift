@@ -197,3 +197,27 @@ public enum FileSystem {
         return try file.read(count: min(try file.size(), limit), at: 0)
     }
 }
+
+/// A read-only shared mapping of a whole file, unmapped when the last reference goes.
+///
+/// Only immutable files are mapped (sealed segments): a file that shrank under a mapping would raise
+/// SIGBUS on access, so the log never truncates a sealed segment in place (it rewrites it to a new
+/// file and renames that over; the mapping keeps the old inode alive).
+public final class MappedFile: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer
+
+    /// Maps the first `size` bytes of `file`; nil for an empty file.
+    public init?(_ file: LogFile, size: Int) throws {
+        guard size > 0 else { return nil }
+        let address = mmap(nil, size, PROT_READ, MAP_SHARED, file.descriptor, 0)
+        guard let address, address != MAP_FAILED else {
+            throw LogError.io(operation: "mmap of \(size) bytes", path: file.path, errno: errno)
+        }
+        _ = madvise(address, size, MADV_SEQUENTIAL)
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}

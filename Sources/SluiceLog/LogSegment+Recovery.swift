@@ -148,10 +148,45 @@ extension LogSegment {
         return result
     }
 
-    /// Removes every batch whose base offset is at or above `offset`. Throws when `offset` falls inside
-    /// a batch. Returns the bytes removed.
+    /// Lets a sealed segment take appends again (truncation made it the last one). Readers that hold
+    /// its mapping keep reading the bytes it covers; growing the file never invalidates it.
+    func unseal() {
+        state.withLock { state in
+            state.sealed = false
+            state.mapping = nil
+        }
+    }
+
+    /// A new segment object over a copy of the first `cut` bytes, renamed over this segment's `.log`.
+    /// A sealed segment may be mapped by readers, and shortening a mapped file would fault them, so it
+    /// is never cut in place: the old inode lives on until the last reader lets go.
+    func copyPrefix(_ cut: Int, config: LogConfig, now: Int64) throws -> LogSegment {
+        let temporary = SegmentFiles.path(directory, baseOffset, .log, .cleaned)
+        let copy = try LogFile.open(temporary, create: true)
+        try copy.truncate(to: 0)
+        var position = 0
+        while position < cut {
+            let chunk = try log.read(count: min(BatchScanner.chunkBytes, cut - position), at: position)
+            guard !chunk.isEmpty else {
+                throw LogError.io(operation: "copy of \(cut) bytes (file ended at \(position))", path: path, errno: 0)
+            }
+            try copy.write(chunk, at: position)
+            position += chunk.count
+        }
+        try copy.sync()
+        try FileSystem.rename(temporary, to: path)
+        try FileSystem.syncDirectory(directory)
+        let segment = try LogSegment.open(directory: directory, baseOffset: baseOffset, config: config, now: now, sealed: false)
+        _ = try segment.recover(trustedBelow: cut)
+        return segment
+    }
+
+    /// Removes every batch whose base offset is at or above `offset`, in place (only for a segment that
+    /// is not sealed, hence not mapped). Throws when `offset` falls inside a batch. Returns the bytes
+    /// removed.
     @discardableResult
     func truncate(to offset: Int64) throws -> Int {
+        assert(!isSealed, "a sealed segment may be mapped; use copyPrefix")
         let start = try floorPosition(for: offset)
         let scanner = self.scanner(from: start)
         var cut: Int?

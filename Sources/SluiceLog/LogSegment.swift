@@ -28,6 +28,8 @@ public final class LogSegment: @unchecked Sendable {
         var createdAtMilliseconds: Int64
         /// Set once the segment was rolled; a sealed segment takes no more appends.
         var sealed: Bool
+        /// The read mapping of a sealed segment, made on first read.
+        var mapping: MappedFile?
     }
 
     init(baseOffset: Int64, directory: String, log: LogFile, offsetIndex: LogFile, timeIndex: LogFile,
@@ -176,6 +178,18 @@ public final class LogSegment: @unchecked Sendable {
     /// A snapshot of the index entries (tests, the verify tool).
     public func indexEntries() throws -> (offsets: [OffsetIndexEntry], times: [TimeIndexEntry]) {
         try withIndexes { ($0.offsets, $0.times) }
+    }
+
+    /// The `.log` mapped for reading when the segment is sealed (immutable) and not empty; nil otherwise
+    /// (the active segment is read with `pread`).
+    func sealedMapping() throws -> MappedFile? {
+        try state.withLock { state in
+            guard state.sealed, state.size > 0 else { return nil }
+            if let mapping = state.mapping { return mapping }
+            let mapping = try MappedFile(log, size: state.size)
+            state.mapping = mapping
+            return mapping
+        }
     }
 
     /// A scanner over this segment's batches from `position` to the visible end.

@@ -155,7 +155,7 @@ struct LogLoader {
                     try remove(segment)
                     report.removedSegments.append(segment.path)
                     kept.removeLast()
-                kept[kept.count - 1].state.withLock { $0.sealed = false }
+                kept[kept.count - 1].unseal()
                 }
                 return kept
             }

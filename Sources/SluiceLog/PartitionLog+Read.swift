@@ -37,50 +37,96 @@ extension PartitionLog {
         return empty
     }
 
-    /// Reads from one segment; nil when no batch in it reaches `target`.
+    /// Reads from one segment; nil when no batch in it reaches `target`. Sealed segments are read
+    /// through their mapping (no copy into the kernel's read buffer, no header `pread`s); the active
+    /// segment with `pread`.
     private func read(_ segment: LogSegment, from target: Int64, maxBytes: Int, upper: Int64) throws -> LogReadResult? {
+        if let mapping = try segment.sealedMapping() {
+            let raw = mapping.bytes
+            guard let (position, first) = try findBatch(in: segment, reaching: target, mapped: raw) else { return nil }
+            var result = emptyResult(segment, target, position)
+            guard first.lastOffset < upper else { return result }
+            let limit = min(raw.count, position + max(maxBytes, first.totalSize))
+            let window = UnsafeRawBufferPointer(rebasing: raw[position..<limit])
+            let (used, count, next) = try collectBatches(window, segment: segment, position: position, upper: upper)
+            result.bytes = [UInt8](UnsafeRawBufferPointer(rebasing: window[0..<used]))
+            result.batchCount = count
+            result.nextOffset = next ?? target
+            return result
+        }
         let end = segment.size
         guard let (position, first) = try findBatch(in: segment, reaching: target, end: end) else { return nil }
-        var result = LogReadResult(bytes: [], batchCount: 0, nextOffset: target, segmentBaseOffset: segment.baseOffset,
-                                   position: position, logStartOffset: 0, logEndOffset: 0)
+        var result = emptyResult(segment, target, position)
         guard first.lastOffset < upper else { return result }
-        let wanted = min(max(maxBytes, first.totalSize), end - position)
-        var bytes = try segment.log.read(count: wanted, at: position)
-        var used = 0
-        try bytes.withUnsafeBytes { raw in
-            while raw.count - used >= RecordBatchHeader.size {
-                let rest = UnsafeRawBufferPointer(rebasing: raw[used...])
-                let header: RecordBatchHeader
-                do {
-                    header = try RecordBatch.validateHeader(rest, limits: config.limits)
-                    if header.totalSize > rest.count {
-                        if result.batchCount == 0 { throw BatchFormatError.truncated(needed: header.totalSize, available: rest.count) }
-                        break
-                    }
-                    if header.lastOffset >= upper { break }
-                    _ = try RecordBatch.validate(rest, limits: config.limits)
-                } catch let error as BatchFormatError {
-                    throw LogError.corruptBatch(file: segment.path, position: position + used, reason: error)
-                }
-                used += header.totalSize
-                result.batchCount += 1
-                result.nextOffset = header.nextOffset
-            }
+        var bytes = try segment.log.read(count: min(max(maxBytes, first.totalSize), end - position), at: position)
+        let (used, count, next) = try bytes.withUnsafeBytes { window in
+            try collectBatches(window, segment: segment, position: position, upper: upper)
         }
         bytes.removeLast(bytes.count - used)
         result.bytes = bytes
+        result.batchCount = count
+        result.nextOffset = next ?? target
         return result
     }
 
+    private func emptyResult(_ segment: LogSegment, _ target: Int64, _ position: Int) -> LogReadResult {
+        LogReadResult(bytes: [], batchCount: 0, nextOffset: target, segmentBaseOffset: segment.baseOffset,
+                      position: position, logStartOffset: 0, logEndOffset: 0)
+    }
+
+    /// Walks the whole batches at the start of `window` (which starts at byte `position` of the
+    /// segment), fully validating each, stopping before a batch that is cut off by the window's end or
+    /// that reaches `upper`. The first batch must be complete. Returns the bytes used, the batch count
+    /// and the offset after the last batch.
+    private func collectBatches(_ window: UnsafeRawBufferPointer, segment: LogSegment, position: Int,
+                                upper: Int64) throws -> (Int, Int, Int64?) {
+        var used = 0
+        var count = 0
+        var next: Int64?
+        while window.count - used >= RecordBatchHeader.size {
+            let rest = UnsafeRawBufferPointer(rebasing: window[used...])
+            do {
+                let header = try RecordBatch.validateHeader(rest, limits: config.limits)
+                if header.totalSize > rest.count {
+                    if count == 0 { throw BatchFormatError.truncated(needed: header.totalSize, available: rest.count) }
+                    break
+                }
+                if header.lastOffset >= upper { break }
+                _ = try RecordBatch.validate(rest, limits: config.limits)
+                used += header.totalSize
+                count += 1
+                next = header.nextOffset
+            } catch let error as BatchFormatError {
+                throw LogError.corruptBatch(file: segment.path, position: position + used, reason: error)
+            }
+        }
+        return (used, count, next)
+    }
+
     /// The position and header of the first batch in `segment` whose last offset is at least `target`,
-    /// found from the offset index and a forward walk over batch headers.
+    /// found from the offset index and a forward walk over batch headers (one `pread` each).
     func findBatch(in segment: LogSegment, reaching target: Int64, end: Int) throws -> (Int, RecordBatchHeader)? {
+        try walkHeaders(in: segment, reaching: target, end: end) { position in
+            try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
+                try RecordBatch.validateHeader($0, limits: config.limits)
+            }
+        }
+    }
+
+    /// `findBatch` over a mapped sealed segment: the walk reads memory instead of calling `pread`.
+    func findBatch(in segment: LogSegment, reaching target: Int64, mapped raw: UnsafeRawBufferPointer) throws -> (Int, RecordBatchHeader)? {
+        try walkHeaders(in: segment, reaching: target, end: raw.count) { position in
+            try RecordBatch.validateHeader(UnsafeRawBufferPointer(rebasing: raw[position...]), limits: config.limits)
+        }
+    }
+
+    private func walkHeaders(in segment: LogSegment, reaching target: Int64, end: Int,
+                             header headerAt: (Int) throws -> RecordBatchHeader) throws -> (Int, RecordBatchHeader)? {
         var position = try segment.floorPosition(for: target)
         while position + RecordBatchHeader.size <= end {
-            let bytes = try segment.log.read(count: RecordBatchHeader.size, at: position)
             let header: RecordBatchHeader
             do {
-                header = try bytes.withUnsafeBytes { try RecordBatch.validateHeader($0, limits: config.limits) }
+                header = try headerAt(position)
             } catch let error as BatchFormatError {
                 throw LogError.corruptBatch(file: segment.path, position: position, reason: error)
             }

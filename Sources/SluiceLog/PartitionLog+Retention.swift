@@ -81,18 +81,29 @@ extension PartitionLog {
                     return
                 }
                 let keep = (IndexFormat.floorIndex(current.segments, offset, key: { $0.baseOffset }) ?? 0)
-                let segment = current.segments[keep]
-                // Check the cut point before changing anything, so a refused truncation changes nothing.
-                _ = try findCut(in: segment, offset: offset)
+                var segment = current.segments[keep]
+                // Find the cut before changing anything, so a refused truncation changes nothing.
+                let cut = try findCut(in: segment, offset: offset)
                 let later = Array(current.segments[(keep + 1)...])
                 view.withLock { truncationGeneration += 1 }
                 // Later segments go first: a crash in between must not leave records above the cut.
                 try delete(later)
                 publish { view in view.segments.removeLast(later.count) }
-                try segment.truncate(to: offset)
+                if segment.isSealed {
+                    if let cut {
+                        let replacement = try segment.copyPrefix(cut, config: config, now: clock.nowMilliseconds())
+                        publish { view in view.segments[view.segments.count - 1] = replacement }
+                        segment = replacement
+                    } else {
+                        segment.unseal()
+                    }
+                } else {
+                    try segment.truncate(to: offset)
+                }
+                let end = segment.size
                 publish { view in
                     view.logEndOffset = offset
-                    view.activeEndPosition = segment.size
+                    view.activeEndPosition = end
                 }
                 groupCommit.reset(durableOffset: offset)
                 try writeRecoveryPoint(Checkpoints.RecoveryPoint(offset: offset, segmentBaseOffset: segment.baseOffset,
@@ -101,14 +112,15 @@ extension PartitionLog {
         }
     }
 
-    /// Refuses offsets inside a batch; returns whether anything would be cut.
-    private func findCut(in segment: LogSegment, offset: Int64) throws -> Bool {
-        guard let (_, header) = try findBatch(in: segment, reaching: offset, end: segment.size) else { return false }
+    /// The byte position where `offset`'s batch starts, nil when the segment holds nothing at or above
+    /// it. Refuses offsets inside a batch.
+    private func findCut(in segment: LogSegment, offset: Int64) throws -> Int? {
+        guard let (position, header) = try findBatch(in: segment, reaching: offset, end: segment.size) else { return nil }
         if header.baseOffset < offset {
             throw LogError.truncationInsideBatch(offset: offset, batchBaseOffset: header.baseOffset,
                                                  batchLastOffset: header.lastOffset)
         }
-        return true
+        return position
     }
 
     /// Drops every segment and starts an empty log at `offset`. Caller holds both locks.
