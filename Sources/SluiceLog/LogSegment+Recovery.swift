@@ -26,7 +26,10 @@ extension LogSegment {
         var rebuiltReason: String?
         var offsets: [OffsetIndexEntry] = []
         var times: [TimeIndexEntry] = []
-        if storedOffsets == nil {
+        if let storedOffsets, let storedTimes, size > 0, storedOffsets.isEmpty || storedTimes.isEmpty {
+            // The first batch of a segment always gets an entry in both indexes.
+            rebuiltReason = missingIndexFiles.isEmpty ? "an index file is empty" : "missing \(missingIndexFiles.joined(separator: " and "))"
+        } else if storedOffsets == nil {
             rebuiltReason = "offset index size is not a multiple of \(OffsetIndexEntry.size)"
         } else if storedTimes == nil {
             rebuiltReason = "time index size is not a multiple of \(TimeIndexEntry.size)"

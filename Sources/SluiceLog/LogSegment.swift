@@ -18,6 +18,8 @@ public final class LogSegment: @unchecked Sendable {
     let indexIntervalBytes: Int
     let limits: Limits
     let state: Mutex<State>
+    /// Index files that did not exist when the segment was opened (created empty, rebuilt on load).
+    let missingIndexFiles: [String]
 
     struct State {
         /// Bytes readers may read: everything the writer finished writing.
@@ -33,7 +35,9 @@ public final class LogSegment: @unchecked Sendable {
     }
 
     init(baseOffset: Int64, directory: String, log: LogFile, offsetIndex: LogFile, timeIndex: LogFile,
-         size: Int, indexes: SegmentIndexes?, config: LogConfig, createdAt: Int64, sealed: Bool) {
+         size: Int, indexes: SegmentIndexes?, config: LogConfig, createdAt: Int64, sealed: Bool,
+         missingIndexFiles: [String] = []) {
+        self.missingIndexFiles = missingIndexFiles
         self.baseOffset = baseOffset
         self.directory = directory
         self.log = log
@@ -60,11 +64,13 @@ public final class LogSegment: @unchecked Sendable {
     /// Opens an existing segment. Missing index files are created empty (and rebuilt when loaded).
     static func open(directory: String, baseOffset: Int64, config: LogConfig, now: Int64, sealed: Bool) throws -> LogSegment {
         let log = try LogFile.open(SegmentFiles.path(directory, baseOffset, .log))
-        let offsetIndex = try LogFile.open(SegmentFiles.path(directory, baseOffset, .index), create: true)
-        let timeIndex = try LogFile.open(SegmentFiles.path(directory, baseOffset, .timeIndex), create: true)
+        let indexPaths = [SegmentFiles.path(directory, baseOffset, .index), SegmentFiles.path(directory, baseOffset, .timeIndex)]
+        let missing = indexPaths.filter { !FileSystem.exists($0) }
+        let offsetIndex = try LogFile.open(indexPaths[0], create: true)
+        let timeIndex = try LogFile.open(indexPaths[1], create: true)
         return LogSegment(
             baseOffset: baseOffset, directory: directory, log: log, offsetIndex: offsetIndex, timeIndex: timeIndex,
-            size: try log.size(), indexes: nil, config: config, createdAt: now, sealed: sealed)
+            size: try log.size(), indexes: nil, config: config, createdAt: now, sealed: sealed, missingIndexFiles: missing)
     }
 
     /// The `.log` file's path.
