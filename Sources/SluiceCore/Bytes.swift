@@ -97,6 +97,8 @@ public struct ByteReader {
             guard index < bytes.count else { return nil }
             let byte = bytes[index]
             index += 1
+            // The tenth byte of a varlong may only carry the 64th bit.
+            if shift == 63 && byte & 0x7E != 0 { return nil }
             result |= UInt64(byte & 0x7F) << shift
             if byte & 0x80 == 0 {
                 position = index

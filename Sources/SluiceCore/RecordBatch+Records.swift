@@ -74,11 +74,12 @@ extension RecordBatch {
     ) throws -> [Record] {
         var reader = ByteReader(section)
         var records: [Record] = []
-        records.reserveCapacity(Int(header.recordCount))
+        // A record takes at least 7 bytes, so the section bounds how many can really be there.
+        records.reserveCapacity(min(max(0, Int(header.recordCount)), section.count / 7))
         var previousDelta: Int64 = -1
-        for index in 0..<Int(header.recordCount) {
+        for index in 0..<max(0, Int(header.recordCount)) {
             let record = try decodeRecord(&reader, index: index, header: header, limits: limits)
-            let delta = record.offset - header.baseOffset
+            let delta = record.offset &- header.baseOffset
             guard delta > previousDelta && delta <= Int64(header.lastOffsetDelta) else {
                 throw BatchFormatError.malformedRecords(
                     "record \(index): offset delta \(delta) not above \(previousDelta) and within last offset delta \(header.lastOffsetDelta)")
@@ -131,7 +132,7 @@ extension RecordBatch {
             throw malformed(index, reader.position, "record length \(length) does not match its fields")
         }
         return Record(
-            offset: header.baseOffset + offsetDelta,
+            offset: header.baseOffset &+ offsetDelta,
             timestamp: header.baseTimestamp &+ timestampDelta,
             key: key,
             value: value,

@@ -112,6 +112,11 @@ public struct RecordBatch: Sendable, Hashable {
         guard header.lastOffsetDelta >= 0 else {
             throw BatchFormatError.malformedRecords("negative last offset delta \(header.lastOffsetDelta)")
         }
+        // The base offset is outside the CRC; bound it so offset arithmetic on it cannot overflow.
+        guard header.baseOffset >= 0 && header.baseOffset < Int64.max - Int64(header.lastOffsetDelta) else {
+            throw BatchFormatError.malformedRecords(
+                "base offset \(header.baseOffset) with last offset delta \(header.lastOffsetDelta) is outside 0..<Int64.max")
+        }
         return header
     }
 }

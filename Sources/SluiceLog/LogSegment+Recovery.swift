@@ -138,7 +138,7 @@ extension LogSegment {
     /// the first invalid one is never removed.
     func recover(trustedBelow: Int) throws -> LoadResult {
         let size = self.size
-        var result = try loadIndexes(size: size, trustedBelow: trustedBelow, sealed: false)
+        var result = try loadIndexes(size: size, trustedBelow: trustedBelow, sealed: isSealed)
         if let invalid = result.invalid {
             try log.truncate(to: invalid.position)
             result.bytesRemoved = size - invalid.position

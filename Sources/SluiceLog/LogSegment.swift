@@ -173,7 +173,8 @@ public final class LogSegment: @unchecked Sendable {
     /// The offset from which a search for the first record with a timestamp at or after `timestamp` may
     /// start: every batch before it has a max timestamp below `timestamp`.
     func timeSearchStart(for timestamp: Int64) throws -> Int64 {
-        try withIndexes { indexes in
+        guard timestamp > Int64.min else { return baseOffset }
+        return try withIndexes { indexes in
             guard let i = IndexFormat.floorIndex(indexes.times, timestamp - 1, key: { $0.timestamp }) else {
                 return baseOffset
             }

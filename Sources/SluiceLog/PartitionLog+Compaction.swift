@@ -140,7 +140,8 @@ extension PartitionLog {
                     let kept = header.isControl ? records : records.filter { record in
                         guard let key = record.key else { return true }
                         guard map[key] == record.offset else { return false }
-                        if record.value == nil && record.timestamp < tombstoneHorizon {
+                        let timestamp = header.timestampType == .logAppendTime ? header.maxTimestamp : record.timestamp
+                        if record.value == nil && timestamp < tombstoneHorizon {
                             result.tombstonesRemoved += 1
                             return false
                         }

@@ -155,8 +155,8 @@ struct LogLoader {
                     try remove(segment)
                     report.removedSegments.append(segment.path)
                     kept.removeLast()
-                kept[kept.count - 1].unseal()
                 }
+                kept[kept.count - 1].unseal()
                 return kept
             }
         }

@@ -199,7 +199,11 @@ public final class PartitionLog: @unchecked Sendable {
     private func rollIfNeeded(_ current: View, batchSize: Int, lastOffset: Int64, firstOffset: Int64) throws -> LogSegment {
         let active = current.active
         let size = active.size
-        guard size > 0 else { return active }
+        guard size > 0 else {
+            // An empty segment takes any batch its index format can address; a batch far above its base
+            // (a follower catching up) starts a segment of its own.
+            return active.canHold(lastOffset: lastOffset, size: batchSize) ? active : try roll(at: firstOffset)
+        }
         let full = size + batchSize > config.segmentBytes
         let old = config.segmentMilliseconds.map { clock.nowMilliseconds() - active.createdAtMilliseconds >= $0 } ?? false
         guard full || old || !active.canHold(lastOffset: lastOffset, size: batchSize) else { return active }
