@@ -128,7 +128,8 @@ extension LogSegment {
             return TailScan(load: LoadResult(indexes: indexes, invalid: nil, scannedBytes: 0, validEnd: start),
                             firstIndexedBatchMismatch: true)
         }
-        if sealed { _ = indexes.seal() }
+        // A sealed segment's last time entry holds its max timestamp; a cut one is about to take appends.
+        if sealed && invalid == nil { _ = indexes.seal() }
         let validEnd = invalid?.position ?? scanner.position
         return TailScan(load: LoadResult(indexes: indexes, invalid: invalid, scannedBytes: validEnd - start, validEnd: validEnd))
     }

@@ -32,6 +32,8 @@ public final class LogSegment: @unchecked Sendable {
         var sealed: Bool
         /// The read mapping of a sealed segment, made on first read.
         var mapping: MappedFile?
+        /// Reasons of rebuilds after open.
+        var indexRebuilds: [String] = []
     }
 
     init(baseOffset: Int64, directory: String, log: LogFile, offsetIndex: LogFile, timeIndex: LogFile,
@@ -161,14 +163,40 @@ public final class LogSegment: @unchecked Sendable {
     }
 
     /// Where to start scanning for `offset`: the position of the last indexed batch at or below it.
+    ///
+    /// Loading checks an index's shape and its last entry, not every entry; so the entry used here is
+    /// checked too (the batch at its position must have its base offset). On a mismatch the segment's
+    /// indexes are rebuilt from the `.log` and the lookup repeated, so a wrong index never sends a
+    /// reader to the wrong batch.
     func floorPosition(for offset: Int64) throws -> Int {
+        guard let entry = try floorEntry(for: offset) else { return 0 }
+        let bytes = try log.read(count: RecordBatchHeader.size, at: entry.position)
+        let header = bytes.withUnsafeBytes { RecordBatchHeader(parsing: $0) }
+        if header?.baseOffset == entry.baseOffset { return entry.position }
+        try rebuildIndexes(reason: "entry for offset \(entry.baseOffset) points at byte \(entry.position), "
+                           + "where no batch with that base offset starts")
+        return try floorEntry(for: offset)?.position ?? 0
+    }
+
+    private func floorEntry(for offset: Int64) throws -> (position: Int, baseOffset: Int64)? {
         try withIndexes { indexes in
             guard let i = IndexFormat.floorIndex(indexes.offsets, offset - baseOffset, key: { Int64($0.relativeOffset) }) else {
-                return 0
+                return nil
             }
-            return Int(indexes.offsets[i].position)
+            return (Int(indexes.offsets[i].position), baseOffset + Int64(indexes.offsets[i].relativeOffset))
         }
     }
+
+    /// Replaces both indexes with ones rebuilt by scanning the whole `.log`.
+    func rebuildIndexes(reason: String) throws {
+        try state.withLock { state in
+            state.indexes = try loadIndexes(size: state.size, trustedBelow: 0, sealed: state.sealed).indexes
+            state.indexRebuilds.append(reason)
+        }
+    }
+
+    /// Why this segment's indexes were rebuilt after it was opened (for logs and tests).
+    public var indexRebuilds: [String] { state.withLock { $0.indexRebuilds } }
 
     /// The offset from which a search for the first record with a timestamp at or after `timestamp` may
     /// start: every batch before it has a max timestamp below `timestamp`.

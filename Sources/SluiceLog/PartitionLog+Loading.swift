@@ -95,6 +95,7 @@ struct LogLoader {
             let segment = try LogSegment.create(directory: directory, baseOffset: base, config: config, now: now)
             let point = Checkpoints.RecoveryPoint(offset: base, segmentBaseOffset: base, position: 0)
             try Checkpoints.write(point, directory: directory)
+            try Checkpoints.write(logStartOffset: base, directory: directory)
             return LoadedLog(segments: [segment], logStartOffset: base, logEndOffset: base, recoveryPoint: point, report: report)
         }
         bases = try dropSegmentsBelow(storedStart, bases)
