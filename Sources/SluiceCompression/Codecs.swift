@@ -12,10 +12,10 @@ public enum Codecs {
 
     /// Compresses `input` with `codec` (`.none` returns it unchanged).
     public static func compress(_ input: UnsafeRawBufferPointer, codec: CompressionCodec) throws -> [UInt8] {
-        switch codec {
-        case .none: return [UInt8](input)
-        case .lz4: return try lz4Compress(input)
-        case .zstd: return try zstdCompress(input)
+        if codec == .none { return [UInt8](input) }
+        let bound = compressBound(input.count, codec: codec)
+        return try [UInt8](unsafeUninitializedCapacity: bound) { buffer, written in
+            written = try compress(input, codec: codec, into: UnsafeMutableRawBufferPointer(buffer))
         }
     }
 
@@ -23,6 +23,35 @@ public enum Codecs {
     public static func compress(_ input: [UInt8], codec: CompressionCodec) throws -> [UInt8] {
         if codec == .none { return input }
         return try input.withUnsafeBytes { raw in try compress(raw, codec: codec) }
+    }
+
+    /// The most bytes compressing `count` bytes with `codec` can produce.
+    public static func compressBound(_ count: Int, codec: CompressionCodec) -> Int {
+        switch codec {
+        case .none: return count
+        case .lz4:
+            var preferences = lz4Preferences(contentSize: count)
+            return LZ4F_compressFrameBound(count, &preferences)
+        case .zstd: return ZSTD_compressBound(count)
+        }
+    }
+
+    /// Compresses `input` into `destination` (at least `compressBound` bytes); returns the bytes written.
+    public static func compress(
+        _ input: UnsafeRawBufferPointer,
+        codec: CompressionCodec,
+        into destination: UnsafeMutableRawBufferPointer
+    ) throws -> Int {
+        precondition(destination.count >= compressBound(input.count, codec: codec), "destination below compressBound")
+        switch codec {
+        case .none:
+            if let source = input.baseAddress, let target = destination.baseAddress {
+                target.copyMemory(from: source, byteCount: input.count)
+            }
+            return input.count
+        case .lz4: return try lz4Compress(input, into: destination)
+        case .zstd: return try zstdCompress(input, into: destination)
+        }
     }
 
     /// Decompresses `input`, refusing to produce more than `limit` bytes.
@@ -51,21 +80,13 @@ public enum Codecs {
         return preferences
     }
 
-    static func lz4Compress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+    static func lz4Compress(_ input: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws -> Int {
         var preferences = lz4Preferences(contentSize: input.count)
-        let bound = LZ4F_compressFrameBound(input.count, &preferences)
-        var failure: String?
-        let output = [UInt8](unsafeUninitializedCapacity: bound) { buffer, written in
-            let result = LZ4F_compressFrame(buffer.baseAddress, bound, input.baseAddress, input.count, &preferences)
-            if LZ4F_isError(result) != 0 {
-                failure = String(cString: LZ4F_getErrorName(result))
-                written = 0
-            } else {
-                written = result
-            }
+        let result = LZ4F_compressFrame(destination.baseAddress, destination.count, input.baseAddress, input.count, &preferences)
+        if LZ4F_isError(result) != 0 {
+            throw BatchFormatError.compressionFailed("lz4: \(String(cString: LZ4F_getErrorName(result)))")
         }
-        if let failure { throw BatchFormatError.decompressionFailed("lz4 compression: \(failure)") }
-        return output
+        return result
     }
 
     static func lz4Decompress(_ input: UnsafeRawBufferPointer, limit: Int) throws -> [UInt8] {
@@ -120,29 +141,21 @@ public enum Codecs {
         deinit { ZSTD_freeCCtx(pointer) }
     }
 
-    static func zstdCompress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+    static func zstdCompress(_ input: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let context = zstdContexts.withLock({ $0.popLast() }) ?? ZstdContext() else {
-            throw BatchFormatError.decompressionFailed("zstd: cannot create a compression context")
+            throw BatchFormatError.compressionFailed("zstd: cannot create a compression context")
         }
         defer {
             zstdContexts.withLock { pool in
                 if pool.count < zstdContextsMax { pool.append(context) }
             }
         }
-        let bound = ZSTD_compressBound(input.count)
-        var failure: String?
-        let output = [UInt8](unsafeUninitializedCapacity: bound) { buffer, written in
-            let result = ZSTD_compressCCtx(
-                context.pointer, buffer.baseAddress, bound, input.baseAddress, input.count, zstdLevel)
-            if ZSTD_isError(result) != 0 {
-                failure = String(cString: ZSTD_getErrorName(result))
-                written = 0
-            } else {
-                written = result
-            }
+        let result = ZSTD_compressCCtx(
+            context.pointer, destination.baseAddress, destination.count, input.baseAddress, input.count, zstdLevel)
+        if ZSTD_isError(result) != 0 {
+            throw BatchFormatError.compressionFailed("zstd: \(String(cString: ZSTD_getErrorName(result)))")
         }
-        if let failure { throw BatchFormatError.decompressionFailed("zstd compression: \(failure)") }
-        return output
+        return result
     }
 
     static func zstdDecompress(_ input: UnsafeRawBufferPointer, limit: Int) throws -> [UInt8] {

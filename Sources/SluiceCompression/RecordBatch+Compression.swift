@@ -14,23 +14,25 @@ extension RecordBatch {
         baseSequence: Int32 = -1,
         timestampType: TimestampType = .createTime
     ) throws -> RecordBatch {
-        let base = baseOffset ?? records.first?.offset ?? 0
-        let baseTimestamp = records.first?.timestamp ?? 0
-        var section: [UInt8] = []
-        encodeRecords(records, baseOffset: base, baseTimestamp: baseTimestamp, into: &section)
+        if codec == .none {
+            return uncompressed(
+                records: records, baseOffset: baseOffset, lastOffsetDelta: lastOffsetDelta,
+                partitionLeaderEpoch: partitionLeaderEpoch, producerId: producerId, producerEpoch: producerEpoch,
+                baseSequence: baseSequence, timestampType: timestampType)
+        }
         let header = RecordBatchHeader(
-            baseOffset: base,
-            partitionLeaderEpoch: partitionLeaderEpoch,
-            attributes: RecordBatchHeader.attributes(codec: codec, timestampType: timestampType),
-            lastOffsetDelta: lastOffsetDelta ?? Int32(clamping: (records.last?.offset ?? base) - base),
-            baseTimestamp: baseTimestamp,
-            maxTimestamp: records.map(\.timestamp).max() ?? baseTimestamp,
-            producerId: producerId,
-            producerEpoch: producerEpoch,
-            baseSequence: baseSequence,
-            recordCount: Int32(records.count)
-        )
-        return assemble(header: header, section: try Codecs.compress(section, codec: codec))
+            describing: records, codec: codec, baseOffset: baseOffset, lastOffsetDelta: lastOffsetDelta,
+            partitionLeaderEpoch: partitionLeaderEpoch, producerId: producerId, producerEpoch: producerEpoch,
+            baseSequence: baseSequence, timestampType: timestampType)
+        var section: [UInt8] = []
+        encodeRecords(records, baseOffset: header.baseOffset, baseTimestamp: header.baseTimestamp, into: &section)
+        let bound = RecordBatchHeader.size + Codecs.compressBound(section.count, codec: codec)
+        let bytes = try [UInt8](unsafeUninitializedCapacity: bound) { buffer, written in
+            let destination = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[RecordBatchHeader.size...])
+            let compressed = try section.withUnsafeBytes { try Codecs.compress($0, codec: codec, into: destination) }
+            written = RecordBatchHeader.size + compressed
+        }
+        return finish(header: header, bytes: bytes)
     }
 
     /// The records section, decompressed (bounded by `limits.batchDecompressedBytesMax`).

@@ -18,6 +18,8 @@ public enum BatchFormatError: Error, Hashable, Sendable, CustomStringConvertible
     case decompressedTooLarge(limit: Int)
     /// A compressed section is not a valid frame of its codec.
     case decompressionFailed(String)
+    /// The codec library refused to compress (out of memory, an internal error).
+    case compressionFailed(String)
     /// A batch in a log starts below the offset after the batch before it.
     case offsetsOutOfOrder(baseOffset: Int64, expectedAtLeast: Int64)
 
@@ -41,6 +43,8 @@ public enum BatchFormatError: Error, Hashable, Sendable, CustomStringConvertible
             return "records decompress to more than the limit of \(limit) bytes"
         case .decompressionFailed(let detail):
             return "decompression failed: \(detail)"
+        case .compressionFailed(let detail):
+            return "compression failed: \(detail)"
         case .offsetsOutOfOrder(let base, let expected):
             return "batch base offset \(base) is below \(expected), the offset after the previous batch"
         }

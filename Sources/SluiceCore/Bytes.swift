@@ -129,3 +129,59 @@ public struct ByteReader {
         return true
     }
 }
+
+/// Writes the record format's encodings through a raw pointer into space the caller sized exactly
+/// (`RecordBatch.encodedSize`). No bounds checks beyond assertions: the caller computed the size.
+@usableFromInline
+struct RawWriter {
+    @usableFromInline var pointer: UnsafeMutableRawPointer
+    @usableFromInline var written = 0
+
+    @inlinable
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+
+    @inlinable
+    mutating func byte(_ value: UInt8) {
+        pointer.storeBytes(of: value, toByteOffset: written, as: UInt8.self)
+        written += 1
+    }
+
+    @inlinable
+    mutating func varint(_ value: Int64) {
+        var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+        while v >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        byte(UInt8(v))
+    }
+
+    @inlinable
+    mutating func bytes(_ values: [UInt8]) {
+        values.withUnsafeBytes { raw in
+            guard let source = raw.baseAddress else { return }
+            (pointer + written).copyMemory(from: source, byteCount: raw.count)
+        }
+        written += values.count
+    }
+
+    @inlinable
+    mutating func utf8(_ string: String) {
+        var string = string
+        string.withUTF8 { buffer in
+            guard let source = buffer.baseAddress else { return }
+            (pointer + written).copyMemory(from: source, byteCount: buffer.count)
+            written += buffer.count
+        }
+    }
+
+    @inlinable
+    mutating func lengthPrefixed(_ field: [UInt8]?) {
+        guard let field else {
+            varint(-1)
+            return
+        }
+        varint(Int64(field.count))
+        bytes(field)
+    }
+}

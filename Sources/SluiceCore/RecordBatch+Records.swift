@@ -4,49 +4,76 @@
 // offsetDelta varint, keyLength varint (-1 null), key, valueLength varint (-1 null), value,
 // headerCount varint, then per header keyLength varint, key, valueLength varint (-1 null), value.
 
+extension RecordBatchHeader {
+    /// The header of a batch holding `records` (absolute offsets and timestamps): the base offset is
+    /// the first record's unless given, the base timestamp the first record's, the max timestamp the
+    /// largest; length and CRC are filled in when the batch is finished.
+    public init(
+        describing records: [Record],
+        codec: CompressionCodec,
+        baseOffset: Int64? = nil,
+        lastOffsetDelta: Int32? = nil,
+        partitionLeaderEpoch: Int32 = -1,
+        producerId: Int64 = -1,
+        producerEpoch: Int16 = -1,
+        baseSequence: Int32 = -1,
+        timestampType: TimestampType = .createTime
+    ) {
+        let base = baseOffset ?? records.first?.offset ?? 0
+        let baseTimestamp = records.first?.timestamp ?? 0
+        self.init(
+            baseOffset: base,
+            partitionLeaderEpoch: partitionLeaderEpoch,
+            attributes: RecordBatchHeader.attributes(codec: codec, timestampType: timestampType),
+            lastOffsetDelta: lastOffsetDelta ?? Int32(clamping: (records.last?.offset ?? base) - base),
+            baseTimestamp: baseTimestamp,
+            maxTimestamp: RecordBatch.maxTimestamp(records, default: baseTimestamp),
+            producerId: producerId,
+            producerEpoch: producerEpoch,
+            baseSequence: baseSequence,
+            recordCount: Int32(records.count)
+        )
+    }
+}
+
 extension RecordBatch {
-    /// Appends `records` encoded relative to `baseOffset` and `baseTimestamp`.
+    /// Appends `records` encoded relative to `baseOffset` and `baseTimestamp`. Sizes are computed
+    /// first, so the array grows once and records are written through a pointer.
     public static func encodeRecords(
         _ records: [Record],
         baseOffset: Int64,
         baseTimestamp: Int64,
         into bytes: inout [UInt8]
     ) {
-        for record in records {
-            encodeRecord(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp, into: &bytes)
+        var total = 0
+        for record in records { total += encodedSize(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp) }
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: total))
+        bytes.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var writer = RawWriter(base + start)
+            for record in records { writeRecord(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp, to: &writer) }
+            precondition(writer.written == total, "record size computed \(total), wrote \(writer.written)")
         }
     }
 
-    /// Appends one record encoded relative to `baseOffset` and `baseTimestamp`.
+    /// Bytes `record` takes encoded, its length prefix included.
     @inlinable
-    public static func encodeRecord(
-        _ record: Record,
-        baseOffset: Int64,
-        baseTimestamp: Int64,
-        into bytes: inout [UInt8]
-    ) {
-        let timestampDelta = record.timestamp - baseTimestamp
-        let offsetDelta = record.offset - baseOffset
-        var bodySize = 1 + varintSize(timestampDelta) + varintSize(offsetDelta)
-        bodySize += lengthPrefixedSize(record.key) + lengthPrefixedSize(record.value)
-        bodySize += varintSize(Int64(record.headers.count))
+    public static func encodedSize(_ record: Record, baseOffset: Int64, baseTimestamp: Int64) -> Int {
+        let body = bodySize(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp)
+        return varintSize(Int64(body)) + body
+    }
+
+    @inlinable
+    static func bodySize(_ record: Record, baseOffset: Int64, baseTimestamp: Int64) -> Int {
+        var size = 1 + varintSize(record.timestamp &- baseTimestamp) + varintSize(record.offset &- baseOffset)
+        size += lengthPrefixedSize(record.key) + lengthPrefixedSize(record.value)
+        size += varintSize(Int64(record.headers.count))
         for header in record.headers {
             let keyCount = header.key.utf8.count
-            bodySize += varintSize(Int64(keyCount)) + keyCount + lengthPrefixedSize(header.value)
+            size += varintSize(Int64(keyCount)) + keyCount + lengthPrefixedSize(header.value)
         }
-        bytes.reserveCapacity(bytes.count + bodySize + 5)
-        bytes.appendVarint(Int64(bodySize))
-        bytes.append(UInt8(bitPattern: record.attributes))
-        bytes.appendVarint(timestampDelta)
-        bytes.appendVarint(offsetDelta)
-        appendLengthPrefixed(record.key, to: &bytes)
-        appendLengthPrefixed(record.value, to: &bytes)
-        bytes.appendVarint(Int64(record.headers.count))
-        for header in record.headers {
-            bytes.appendVarint(Int64(header.key.utf8.count))
-            bytes.append(contentsOf: header.key.utf8)
-            appendLengthPrefixed(header.value, to: &bytes)
-        }
+        return size
     }
 
     @inlinable
@@ -56,13 +83,19 @@ extension RecordBatch {
     }
 
     @inlinable
-    static func appendLengthPrefixed(_ field: [UInt8]?, to bytes: inout [UInt8]) {
-        guard let field else {
-            bytes.appendVarint(-1)
-            return
+    static func writeRecord(_ record: Record, baseOffset: Int64, baseTimestamp: Int64, to writer: inout RawWriter) {
+        writer.varint(Int64(bodySize(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp)))
+        writer.byte(UInt8(bitPattern: record.attributes))
+        writer.varint(record.timestamp &- baseTimestamp)
+        writer.varint(record.offset &- baseOffset)
+        writer.lengthPrefixed(record.key)
+        writer.lengthPrefixed(record.value)
+        writer.varint(Int64(record.headers.count))
+        for header in record.headers {
+            writer.varint(Int64(header.key.utf8.count))
+            writer.utf8(header.key)
+            writer.lengthPrefixed(header.value)
         }
-        bytes.appendVarint(Int64(field.count))
-        bytes.append(contentsOf: field)
     }
 
     /// Decodes an uncompressed records section. Checks that exactly `header.recordCount` records fill
@@ -175,34 +208,48 @@ extension RecordBatch {
         baseSequence: Int32 = -1,
         timestampType: TimestampType = .createTime
     ) -> RecordBatch {
-        var section: [UInt8] = []
-        let base = baseOffset ?? records.first?.offset ?? 0
-        let baseTimestamp = records.first?.timestamp ?? 0
-        encodeRecords(records, baseOffset: base, baseTimestamp: baseTimestamp, into: &section)
         let header = RecordBatchHeader(
-            baseOffset: base,
-            partitionLeaderEpoch: partitionLeaderEpoch,
-            attributes: RecordBatchHeader.attributes(codec: .none, timestampType: timestampType),
-            lastOffsetDelta: lastOffsetDelta ?? Int32(clamping: (records.last?.offset ?? base) - base),
-            baseTimestamp: baseTimestamp,
-            maxTimestamp: records.map(\.timestamp).max() ?? baseTimestamp,
-            producerId: producerId,
-            producerEpoch: producerEpoch,
-            baseSequence: baseSequence,
-            recordCount: Int32(records.count)
-        )
-        return assemble(header: header, section: section)
+            describing: records, codec: .none, baseOffset: baseOffset, lastOffsetDelta: lastOffsetDelta,
+            partitionLeaderEpoch: partitionLeaderEpoch, producerId: producerId, producerEpoch: producerEpoch,
+            baseSequence: baseSequence, timestampType: timestampType)
+        // Records go straight after room for the header: one buffer, no copy.
+        var bytes = [UInt8](repeating: 0, count: RecordBatchHeader.size)
+        encodeRecords(records, baseOffset: header.baseOffset, baseTimestamp: header.baseTimestamp, into: &bytes)
+        return finish(header: header, bytes: bytes)
+    }
+
+    /// The largest record timestamp, `fallback` for no records.
+    @inlinable
+    public static func maxTimestamp(_ records: [Record], default fallback: Int64) -> Int64 {
+        guard var result = records.first?.timestamp else { return fallback }
+        for record in records where record.timestamp > result { result = record.timestamp }
+        return result
     }
 
     /// Joins a header (whose length and CRC are filled in here) and an already encoded (possibly
     /// compressed) records section into a batch.
     public static func assemble(header: RecordBatchHeader, section: [UInt8]) -> RecordBatch {
-        var header = header
-        header.batchLength = Int32(RecordBatchHeader.size - RecordBatchHeader.logOverhead + section.count)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(RecordBatchHeader.size + section.count)
-        header.append(to: &bytes)
+        var bytes = [UInt8](repeating: 0, count: RecordBatchHeader.size)
         bytes.append(contentsOf: section)
+        return finish(header: header, bytes: bytes)
+    }
+
+    /// Writes `header` (with its length set from `bytes.count`) over the first 61 bytes of `bytes`, which
+    /// already hold the records section after them, and computes the CRC.
+    public static func finish(header: RecordBatchHeader, bytes: [UInt8]) -> RecordBatch {
+        precondition(bytes.count >= RecordBatchHeader.size, "a batch is at least its header")
+        var header = header
+        header.batchLength = Int32(bytes.count - RecordBatchHeader.logOverhead)
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(RecordBatchHeader.size)
+        header.append(to: &encoded)
+        var bytes = bytes
+        bytes.withUnsafeMutableBytes { raw in
+            encoded.withUnsafeBytes { source in
+                guard let target = raw.baseAddress, let from = source.baseAddress else { return }
+                target.copyMemory(from: from, byteCount: RecordBatchHeader.size)
+            }
+        }
         var batch = RecordBatch(unchecked: bytes)
         batch.updateCRC()
         return batch

@@ -92,6 +92,34 @@ public final class LogFile: @unchecked Sendable {
         }
     }
 
+    /// Writes several buffers back to back at `position` with `pwritev` (one system call in the usual
+    /// case). On failure the caller truncates back to `position`.
+    public func write(_ parts: [UnsafeRawBufferPointer], at position: Int) throws {
+        var vectors = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        var done = 0
+        var first = 0
+        while first < vectors.count {
+            let n = vectors[first...].withUnsafeBufferPointer { buffer in
+                pwritev(descriptor, buffer.baseAddress, Int32(buffer.count), off_t(position + done))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == ENOSPC || errno == EDQUOT { throw LogError.diskFull(path: path) }
+                throw LogError.io(operation: "pwritev at \(position + done)", path: path, errno: errno)
+            }
+            done += n
+            var left = n
+            while first < vectors.count && left >= vectors[first].iov_len {
+                left -= vectors[first].iov_len
+                first += 1
+            }
+            if left > 0, first < vectors.count {
+                vectors[first].iov_base = vectors[first].iov_base.map { $0 + left }
+                vectors[first].iov_len -= left
+            }
+        }
+    }
+
     /// Writes an array at `position`.
     public func write(_ bytes: [UInt8], at position: Int) throws {
         try bytes.withUnsafeBytes { try write($0, at: position) }

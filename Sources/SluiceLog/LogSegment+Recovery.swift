@@ -64,6 +64,9 @@ extension LogSegment {
             if storedTimes != result.load.indexes.times {
                 try rewrite(timeIndexFile, IndexFormat.encode(result.load.indexes.times))
             }
+            // The files now hold exactly these entries.
+            result.load.indexes.offsetsOnDisk = result.load.indexes.offsets.count
+            result.load.indexes.timesOnDisk = result.load.indexes.times.count
             result.load.rebuiltReason = rebuiltReason
             return result.load
         }
@@ -120,7 +123,7 @@ extension LogSegment {
                     invalid = (position, .malformedRecords("offset \(header.lastOffset) too far above the segment base \(baseOffset)"))
                     break scan
                 }
-                _ = indexes.add(header: header, position: position, size: bytes.count, interval: indexIntervalBytes)
+                indexes.add(header: header, position: position, size: bytes.count, interval: indexIntervalBytes)
             }
         }
         if first, resume != nil {
@@ -129,7 +132,7 @@ extension LogSegment {
                             firstIndexedBatchMismatch: true)
         }
         // A sealed segment's last time entry holds its max timestamp; a cut one is about to take appends.
-        if sealed && invalid == nil { _ = indexes.seal() }
+        if sealed && invalid == nil { indexes.seal() }
         let validEnd = invalid?.position ?? scanner.position
         return TailScan(load: LoadResult(indexes: indexes, invalid: invalid, scannedBytes: validEnd - start, validEnd: validEnd))
     }

@@ -92,52 +92,72 @@ public final class LogSegment: @unchecked Sendable {
         return lastOffset - baseOffset <= Int64(UInt32.max) && size + batchSize <= LogConfig.segmentBytesMax
     }
 
-    /// Appends one validated batch at the end of the `.log` and indexes it. On a failed write the file
-    /// is cut back so a half-written batch never stays behind.
-    func append(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader) throws {
+    /// Appends one validated batch at the end of the `.log` and indexes it in memory: `head` is the
+    /// batch's first 61 bytes as stamped by the log (base offset, leader epoch), `body` the rest, written
+    /// together with one `pwritev`. On a failed write the file is cut back so a half-written batch never
+    /// stays behind. Index entries reach the index files at the next `flush`.
+    func append(head: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, header: RecordBatchHeader) throws {
         let position = size
+        let count = head.count + body.count
         do {
-            try log.write(bytes, at: position)
+            try log.write([head, body], at: position)
         } catch {
             try? log.truncate(to: position)
             throw error
         }
-        let pending = try state.withLock { state throws -> SegmentIndexes.Pending in
-            guard var indexes = state.indexes else {
-                preconditionFailure("append to a segment whose indexes are not loaded")
-            }
-            let pending = indexes.add(header: header, position: position, size: bytes.count, interval: indexIntervalBytes)
+        state.withLock { state in
+            guard var indexes = state.indexes else { preconditionFailure("append to a segment whose indexes are not loaded") }
+            indexes.add(header: header, position: position, size: count, interval: indexIntervalBytes)
             state.indexes = indexes
-            state.size = position + bytes.count
-            return pending
+            state.size = position + count
         }
-        try writePending(pending)
     }
 
-    /// Writes new index entries at the end of the index files.
-    private func writePending(_ pending: SegmentIndexes.Pending) throws {
-        if let entry = pending.offsetEntry {
-            try offsetIndexFile.write(IndexFormat.encode([entry]), at: pending.offsetEntryIndex * OffsetIndexEntry.size)
-        }
-        if let entry = pending.timeEntry {
-            try timeIndexFile.write(IndexFormat.encode([entry]), at: pending.timeEntryIndex * TimeIndexEntry.size)
-        }
+    /// Appends a batch whose bytes need no stamping (compaction output).
+    func append(_ bytes: UnsafeRawBufferPointer, header: RecordBatchHeader) throws {
+        let split = min(RecordBatchHeader.size, bytes.count)
+        try append(head: UnsafeRawBufferPointer(rebasing: bytes[0..<split]),
+                   body: UnsafeRawBufferPointer(rebasing: bytes[split...]), header: header)
     }
 
     /// Closes the segment for appends (roll): adds the final time-index entry and forces all three
     /// files to disk.
     func seal() throws {
-        let pending = try withIndexes { indexes in indexes.seal() }
+        try withIndexes { indexes in indexes.seal() }
         state.withLock { $0.sealed = true }
-        try writePending(pending)
         try flush()
     }
 
-    /// Forces the `.log` and both indexes to stable storage.
+    /// Forces the `.log` to stable storage (the group-commit path: index files are derived data, made
+    /// durable only when a checkpoint vouches for them).
+    func flushLog() throws {
+        try log.sync()
+    }
+
+    /// Writes pending index entries, then forces the `.log` and both indexes to stable storage.
     func flush() throws {
+        try writeIndexEntries()
         try log.sync()
         try offsetIndexFile.sync()
         try timeIndexFile.sync()
+    }
+
+    /// Writes the index entries added since the last write at the end of the index files.
+    func writeIndexEntries() throws {
+        try state.withLock { state in
+            guard var indexes = state.indexes else { return }
+            if indexes.offsetsOnDisk < indexes.offsets.count {
+                try offsetIndexFile.write(IndexFormat.encode(indexes.offsets[indexes.offsetsOnDisk...]),
+                                          at: indexes.offsetsOnDisk * OffsetIndexEntry.size)
+                indexes.offsetsOnDisk = indexes.offsets.count
+            }
+            if indexes.timesOnDisk < indexes.times.count {
+                try timeIndexFile.write(IndexFormat.encode(indexes.times[indexes.timesOnDisk...]),
+                                        at: indexes.timesOnDisk * TimeIndexEntry.size)
+                indexes.timesOnDisk = indexes.times.count
+            }
+            state.indexes = indexes
+        }
     }
 
     // MARK: Reader side
@@ -250,49 +270,32 @@ struct SegmentIndexes {
         self.nextOffset = baseOffset
     }
 
-    /// Entries the writer still has to put in the files, and where.
-    struct Pending {
-        var offsetEntry: OffsetIndexEntry?
-        var offsetEntryIndex = 0
-        var timeEntry: TimeIndexEntry?
-        var timeEntryIndex = 0
-    }
+    /// How many entries of each index the files hold (a prefix of `offsets` and `times`).
+    var offsetsOnDisk = 0
+    var timesOnDisk = 0
 
     /// The indexing rule (storage-format/segments.md): the first batch, and then a batch that starts at
     /// least `interval` bytes after the last indexed one, gets an offset entry; alongside it a time entry
     /// when the running max timestamp grew past the last time entry.
-    mutating func add(header: RecordBatchHeader, position: Int, size: Int, interval: Int) -> Pending {
-        var pending = Pending()
+    mutating func add(header: RecordBatchHeader, position: Int, size: Int, interval: Int) {
         runningMaxTimestamp = max(runningMaxTimestamp, header.maxTimestamp)
         let relative = UInt32(header.baseOffset - baseOffset)
         if offsets.isEmpty || bytesSinceIndexEntry >= interval {
-            let entry = OffsetIndexEntry(relativeOffset: relative, position: UInt32(position))
-            pending.offsetEntry = entry
-            pending.offsetEntryIndex = offsets.count
-            offsets.append(entry)
+            offsets.append(OffsetIndexEntry(relativeOffset: relative, position: UInt32(position)))
             bytesSinceIndexEntry = 0
             if runningMaxTimestamp > (times.last?.timestamp ?? Int64.min) {
-                let timeEntry = TimeIndexEntry(timestamp: runningMaxTimestamp, relativeOffset: relative)
-                pending.timeEntry = timeEntry
-                pending.timeEntryIndex = times.count
-                times.append(timeEntry)
+                times.append(TimeIndexEntry(timestamp: runningMaxTimestamp, relativeOffset: relative))
             }
         }
         bytesSinceIndexEntry += size
         lastBatchBaseOffset = header.baseOffset
         nextOffset = header.nextOffset
-        return pending
     }
 
     /// The final time entry of a closed segment, so the last entry holds the segment's max timestamp.
-    mutating func seal() -> Pending {
-        var pending = Pending()
+    mutating func seal() {
         if let last = lastBatchBaseOffset, runningMaxTimestamp > (times.last?.timestamp ?? Int64.min) {
-            let entry = TimeIndexEntry(timestamp: runningMaxTimestamp, relativeOffset: UInt32(last - baseOffset))
-            pending.timeEntry = entry
-            pending.timeEntryIndex = times.count
-            times.append(entry)
+            times.append(TimeIndexEntry(timestamp: runningMaxTimestamp, relativeOffset: UInt32(last - baseOffset)))
         }
-        return pending
     }
 }

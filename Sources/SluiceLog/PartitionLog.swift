@@ -154,7 +154,6 @@ public final class PartitionLog: @unchecked Sendable {
         let current = snapshot()
         guard !current.closed else { throw LogError.closed(directory: directory) }
         if let failure = groupCommit.failed { throw failure }
-        var batch = batch
         var header: RecordBatchHeader
         do {
             header = try batch.bytes.withUnsafeBytes { try RecordBatch.validate($0, limits: config.limits) }
@@ -169,7 +168,6 @@ public final class PartitionLog: @unchecked Sendable {
                 throw LogError.unacceptableBatch(
                     "a producer batch needs records with offset deltas 0..<count; got \(header.recordCount) records and last offset delta \(header.lastOffsetDelta)")
             }
-            batch.baseOffset = current.logEndOffset
             header.baseOffset = current.logEndOffset
         } else {
             guard header.baseOffset >= current.logEndOffset else {
@@ -177,14 +175,20 @@ public final class PartitionLog: @unchecked Sendable {
                     "batch starts at offset \(header.baseOffset), below the log end offset \(current.logEndOffset)")
             }
         }
-        if let leaderEpoch {
-            batch.partitionLeaderEpoch = leaderEpoch
-            header.partitionLeaderEpoch = leaderEpoch
-        }
+        if let leaderEpoch { header.partitionLeaderEpoch = leaderEpoch }
         let segment = try rollIfNeeded(current, batchSize: batch.bytes.count, lastOffset: header.lastOffset,
                                        firstOffset: header.baseOffset)
         let position = segment.size
-        try batch.bytes.withUnsafeBytes { try segment.append($0, header: header) }
+        // Stamp a copy of the 61-byte header only (offset and epoch lie outside the CRC); the records
+        // go to disk from the caller's buffer.
+        var head = [UInt8](batch.bytes[0..<RecordBatchHeader.size])
+        head.setBigEndian(header.baseOffset, at: RecordBatchHeader.Field.baseOffset)
+        head.setBigEndian(header.partitionLeaderEpoch, at: RecordBatchHeader.Field.partitionLeaderEpoch)
+        try head.withUnsafeBytes { head in
+            try batch.bytes.withUnsafeBytes { raw in
+                try segment.append(head: head, body: UnsafeRawBufferPointer(rebasing: raw[RecordBatchHeader.size...]), header: header)
+            }
+        }
         let end = segment.size
         publish { view in
             view.logEndOffset = header.nextOffset
@@ -243,14 +247,18 @@ public final class PartitionLog: @unchecked Sendable {
     /// point. Earlier segments were fsynced when they were sealed. Returns the offset now durable.
     private func flushActive() throws -> Int64 {
         let (current, generation) = view.withLock { (viewState, truncationGeneration) }
-        try current.active.flush()
+        try current.active.flushLog()
         let point = Checkpoints.RecoveryPoint(offset: current.logEndOffset, segmentBaseOffset: current.active.baseOffset,
                                               position: Int64(current.activeEndPosition))
         let due = checkpointLock.withLock {
             point.segmentBaseOffset != checkpointedRecoveryPoint.segmentBaseOffset
                 || point.position - checkpointedRecoveryPoint.position >= Int64(config.recoveryCheckpointIntervalBytes)
         }
-        if due { try writeRecoveryPoint(point, generation: generation) }
+        if due {
+            // The checkpoint vouches for the index entries below it too: make them durable first.
+            try current.active.flush()
+            try writeRecoveryPoint(point, generation: generation)
+        }
         return current.logEndOffset
     }
 
