@@ -45,27 +45,39 @@ extension RecordBatch {
         baseTimestamp: Int64,
         into bytes: inout [UInt8]
     ) {
+        // First pass: each record's body size (kept for the second pass) and the total.
+        var bodySizes = [Int](repeating: 0, count: records.count)
         var total = 0
-        for record in records { total += encodedSize(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp) }
+        records.withUnsafeBufferPointer { buffer in
+            for i in buffer.indices {
+                let body = bodySize(buffer[i], baseOffset: baseOffset, baseTimestamp: baseTimestamp)
+                bodySizes[i] = body
+                total += varintSize(Int64(body)) + body
+            }
+        }
         let start = bytes.count
         bytes.append(contentsOf: repeatElement(0, count: total))
         bytes.withUnsafeMutableBytes { raw in
             guard let base = raw.baseAddress else { return }
             var writer = RawWriter(base + start)
-            for record in records { writeRecord(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp, to: &writer) }
+            records.withUnsafeBufferPointer { buffer in
+                for i in buffer.indices {
+                    writeRecord(buffer[i], bodySize: bodySizes[i], baseOffset: baseOffset, baseTimestamp: baseTimestamp, to: &writer)
+                }
+            }
             precondition(writer.written == total, "record size computed \(total), wrote \(writer.written)")
         }
     }
 
     /// Bytes `record` takes encoded, its length prefix included.
     @inlinable
-    public static func encodedSize(_ record: Record, baseOffset: Int64, baseTimestamp: Int64) -> Int {
+    public static func encodedSize(_ record: borrowing Record, baseOffset: Int64, baseTimestamp: Int64) -> Int {
         let body = bodySize(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp)
         return varintSize(Int64(body)) + body
     }
 
     @inlinable
-    static func bodySize(_ record: Record, baseOffset: Int64, baseTimestamp: Int64) -> Int {
+    static func bodySize(_ record: borrowing Record, baseOffset: Int64, baseTimestamp: Int64) -> Int {
         var size = 1 + varintSize(record.timestamp &- baseTimestamp) + varintSize(record.offset &- baseOffset)
         size += lengthPrefixedSize(record.key) + lengthPrefixedSize(record.value)
         size += varintSize(Int64(record.headers.count))
@@ -83,8 +95,9 @@ extension RecordBatch {
     }
 
     @inlinable
-    static func writeRecord(_ record: Record, baseOffset: Int64, baseTimestamp: Int64, to writer: inout RawWriter) {
-        writer.varint(Int64(bodySize(record, baseOffset: baseOffset, baseTimestamp: baseTimestamp)))
+    static func writeRecord(_ record: borrowing Record, bodySize: Int, baseOffset: Int64, baseTimestamp: Int64,
+                            to writer: inout RawWriter) {
+        writer.varint(Int64(bodySize))
         writer.byte(UInt8(bitPattern: record.attributes))
         writer.varint(record.timestamp &- baseTimestamp)
         writer.varint(record.offset &- baseOffset)

@@ -95,7 +95,7 @@ public struct LogConfig: Sendable, Hashable {
         flushPolicy: FlushPolicy = .always,
         cleanupPolicy: CleanupPolicy = .delete,
         deleteRetentionMilliseconds: Int64 = 24 * 3_600_000,
-        recoveryCheckpointIntervalBytes: Int = 16 << 20,
+        recoveryCheckpointIntervalBytes: Int = 64 << 20,
         compactionKeysMax: Int = 1 << 20,
         limits: Limits = .default
     ) {

@@ -48,8 +48,14 @@ extension PartitionLog {
             guard first.lastOffset < upper else { return result }
             let limit = min(raw.count, position + max(maxBytes, first.totalSize))
             let window = UnsafeRawBufferPointer(rebasing: raw[position..<limit])
-            let (used, count, next) = try collectBatches(window, segment: segment, position: position, upper: upper)
-            result.bytes = [UInt8](UnsafeRawBufferPointer(rebasing: window[0..<used]))
+            // Walk the headers first, then copy each batch out and check its CRC on the copy while it is
+            // still in cache: the mapped bytes are read from memory once.
+            let (used, count, next) = try collectBatches(window, segment: segment, position: position, upper: upper, verifyCRC: false)
+            result.bytes = try [UInt8](unsafeUninitializedCapacity: used) { buffer, initialized in
+                try copyVerifyingCRCs(from: UnsafeRawBufferPointer(rebasing: window[0..<used]),
+                                      to: UnsafeMutableRawBufferPointer(buffer), segment: segment, position: position)
+                initialized = used
+            }
             result.batchCount = count
             result.nextOffset = next ?? target
             return result
@@ -79,7 +85,7 @@ extension PartitionLog {
     /// that reaches `upper`. The first batch must be complete. Returns the bytes used, the batch count
     /// and the offset after the last batch.
     private func collectBatches(_ window: UnsafeRawBufferPointer, segment: LogSegment, position: Int,
-                                upper: Int64) throws -> (Int, Int, Int64?) {
+                                upper: Int64, verifyCRC: Bool = true) throws -> (Int, Int, Int64?) {
         var used = 0
         var count = 0
         var next: Int64?
@@ -92,7 +98,7 @@ extension PartitionLog {
                     break
                 }
                 if header.lastOffset >= upper { break }
-                _ = try RecordBatch.validate(rest, limits: config.limits)
+                if verifyCRC { _ = try RecordBatch.validate(rest, limits: config.limits) }
                 used += header.totalSize
                 count += 1
                 next = header.nextOffset
@@ -110,6 +116,27 @@ extension PartitionLog {
             try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
                 try RecordBatch.validateHeader($0, limits: config.limits)
             }
+        }
+    }
+
+    /// Copies whole batches (headers already validated) from `source` to `target`, one batch at a time,
+    /// checking each one's CRC on the copy while it is still in cache.
+    private func copyVerifyingCRCs(from source: UnsafeRawBufferPointer, to target: UnsafeMutableRawBufferPointer,
+                                   segment: LogSegment, position: Int) throws {
+        guard let from = source.baseAddress, let to = target.baseAddress else { return }
+        var offset = 0
+        while offset < source.count {
+            let length: Int32 = source.getBigEndian(at: offset + RecordBatchHeader.Field.batchLength)
+            let size = Int(length) + RecordBatchHeader.logOverhead
+            (to + offset).copyMemory(from: from + offset, byteCount: size)
+            let copy = UnsafeRawBufferPointer(start: to + offset, count: size)
+            let stored: UInt32 = copy.getBigEndian(at: RecordBatchHeader.Field.crc)
+            let computed = RecordBatch.computeCRC(copy)
+            guard computed == stored else {
+                throw LogError.corruptBatch(file: segment.path, position: position + offset,
+                                            reason: .crcMismatch(stored: stored, computed: computed))
+            }
+            offset += size
         }
     }
 
