@@ -194,25 +194,17 @@ extension LogSegment {
     @discardableResult
     func truncate(to offset: Int64) throws -> Int {
         assert(!isSealed, "a sealed segment may be mapped; use copyPrefix")
-        let start = try floorPosition(for: offset)
-        let scanner = self.scanner(from: start)
         var cut: Int?
-        scan: while true {
-            switch try scanner.next() {
-            case .end:
-                break scan
-            case .invalid(let position, let reason):
-                throw LogError.corruptBatch(file: path, position: position, reason: reason)
-            case .batch(let header, let position, _):
-                if header.baseOffset >= offset {
-                    cut = position
-                    break scan
-                }
-                if header.lastOffset >= offset {
-                    throw LogError.truncationInsideBatch(offset: offset, batchBaseOffset: header.baseOffset,
-                                                         batchLastOffset: header.lastOffset)
-                }
+        try forEachBatch(from: try floorPosition(for: offset)) { header, position, _ in
+            if header.baseOffset >= offset {
+                cut = position
+                return false
             }
+            if header.lastOffset >= offset {
+                throw LogError.truncationInsideBatch(offset: offset, batchBaseOffset: header.baseOffset,
+                                                     batchLastOffset: header.lastOffset)
+            }
+            return true
         }
         let size = self.size
         guard let cut, cut < size else { return 0 }

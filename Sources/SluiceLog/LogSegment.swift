@@ -247,9 +247,22 @@ public final class LogSegment: @unchecked Sendable {
         }
     }
 
-    /// A scanner over this segment's batches from `position` to the visible end.
-    func scanner(from position: Int, verifyCRC: Bool = true) -> BatchScanner {
-        BatchScanner(file: log, position: position, endPosition: size, limits: limits, verifyCRC: verifyCRC)
+    /// Calls `body` with each batch (header, byte position, bytes) from `position` up to `end` (default:
+    /// the visible end), fully validated; `body` returns false to stop. An invalid batch throws
+    /// `LogError.corruptBatch` naming this file and the batch's position.
+    func forEachBatch(from position: Int = 0, end: Int? = nil,
+                      _ body: (RecordBatchHeader, Int, UnsafeRawBufferPointer) throws -> Bool) throws {
+        let scanner = BatchScanner(file: log, position: position, endPosition: end ?? size, limits: limits)
+        while true {
+            switch try scanner.next() {
+            case .end:
+                return
+            case .invalid(let position, let reason):
+                throw LogError.corruptBatch(file: path, position: position, reason: reason)
+            case .batch(let header, let position, let bytes):
+                guard try body(header, position, bytes) else { return }
+            }
+        }
     }
 }
 

@@ -73,29 +73,26 @@ extension PartitionLog {
         var mapEnd = current.segments[0].baseOffset
         for (i, segment) in current.segments.enumerated() {
             let end = i == current.segments.count - 1 ? current.activeEndPosition : segment.size
-            let scanner = BatchScanner(file: segment.log, position: 0, endPosition: end, limits: config.limits)
-            while true {
-                switch try scanner.next() {
-                case .end:
-                    break
-                case .invalid(let position, let reason):
-                    throw LogError.corruptBatch(file: segment.path, position: position, reason: reason)
-                case .batch(let header, let position, let bytes):
-                    let records = try decode(bytes, file: segment.path, position: position)
-                    let newKeys = Set(records.compactMap { $0.key }.filter { map[$0] == nil }).count
-                    if map.count + newKeys > config.compactionKeysMax { return (map, mapEnd) }
-                    for record in records { if let key = record.key { map[key] = record.offset } }
-                    mapEnd = header.nextOffset
-                    continue
+            var full = false
+            try segment.forEachBatch(end: end) { header, position, bytes in
+                let records = try decode(bytes, file: segment.path, position: position)
+                let newKeys = Set(records.compactMap { $0.key }.filter { map[$0] == nil }).count
+                if map.count + newKeys > config.compactionKeysMax {
+                    full = true
+                    return false
                 }
-                break
+                for record in records { if let key = record.key { map[key] = record.offset } }
+                mapEnd = header.nextOffset
+                return true
             }
+            if full { return (map, mapEnd) }
             if i + 1 < current.segments.count { mapEnd = max(mapEnd, current.segments[i + 1].baseOffset) }
         }
         return (map, mapEnd)
     }
 
-    private func decode(_ bytes: UnsafeRawBufferPointer, file: String, position: Int) throws -> [Record] {
+    /// The records of a stored batch, or `LogError.corruptBatch` naming where it lies.
+    func decode(_ bytes: UnsafeRawBufferPointer, file: String, position: Int) throws -> [Record] {
         do {
             return try RecordBatch.records(in: bytes, limits: config.limits)
         } catch let error as BatchFormatError {
@@ -128,35 +125,26 @@ extension PartitionLog {
                                             now: clock.nowMilliseconds(), suffix: .cleaned)
         for segment in group {
             result.bytesBefore += segment.size
-            let scanner = segment.scanner(from: 0)
-            while true {
-                switch try scanner.next() {
-                case .end:
-                    break
-                case .invalid(let position, let reason):
-                    throw LogError.corruptBatch(file: segment.path, position: position, reason: reason)
-                case .batch(let header, let position, let bytes):
-                    let records = try decode(bytes, file: segment.path, position: position)
-                    let kept = header.isControl ? records : records.filter { record in
-                        guard let key = record.key else { return true }
-                        guard map[key] == record.offset else { return false }
-                        let timestamp = header.timestampType == .logAppendTime ? header.maxTimestamp : record.timestamp
-                        if record.value == nil && timestamp < tombstoneHorizon {
-                            result.tombstonesRemoved += 1
-                            return false
-                        }
-                        return true
+            try segment.forEachBatch { header, position, bytes in
+                let records = try decode(bytes, file: segment.path, position: position)
+                let kept = header.isControl ? records : records.filter { record in
+                    guard let key = record.key else { return true }
+                    guard map[key] == record.offset else { return false }
+                    let timestamp = header.timestampType == .logAppendTime ? header.maxTimestamp : record.timestamp
+                    if record.value == nil && timestamp < tombstoneHorizon {
+                        result.tombstonesRemoved += 1
+                        return false
                     }
-                    result.recordsRemoved += records.count - kept.count
-                    if kept.count == records.count {
-                        try cleaned.append(bytes, header: header)
-                    } else if !kept.isEmpty {
-                        let rebuilt = try rebuild(header, kept)
-                        try rebuilt.bytes.withUnsafeBytes { try cleaned.append($0, header: rebuilt.header) }
-                    }
-                    continue
+                    return true
                 }
-                break
+                result.recordsRemoved += records.count - kept.count
+                if kept.count == records.count {
+                    try cleaned.append(bytes, header: header)
+                } else if !kept.isEmpty {
+                    let rebuilt = try rebuild(header, kept)
+                    try rebuilt.bytes.withUnsafeBytes { try cleaned.append($0, header: rebuilt.header) }
+                }
+                return true
             }
         }
         try cleaned.seal()
@@ -188,15 +176,7 @@ extension PartitionLog {
         try FileSystem.syncDirectory(directory)
         if stage == .swapRenamed { throw CompactionInterrupted() }
         try writer.withLock {
-            for segment in group {
-                for kind in SegmentFiles.Kind.allCases {
-                    let path = SegmentFiles.path(directory, segment.baseOffset, kind)
-                    if FileSystem.exists(path) {
-                        try FileSystem.rename(path, to: SegmentFiles.path(directory, segment.baseOffset, kind, .deleted))
-                    }
-                }
-            }
-            try FileSystem.syncDirectory(directory)
+            try renameToDeleted(group)
             if stage == .oldRenamedToDeleted { throw CompactionInterrupted() }
             for kind in [SegmentFiles.Kind.index, .timeIndex, .log] {
                 try FileSystem.rename(SegmentFiles.path(directory, base, kind, .swap), to: SegmentFiles.path(directory, base, kind))
@@ -211,10 +191,6 @@ extension PartitionLog {
                 view.segments.insert(replacement, at: first)
             }
         }
-        for segment in group {
-            for kind in SegmentFiles.Kind.allCases {
-                try FileSystem.remove(SegmentFiles.path(directory, segment.baseOffset, kind, .deleted))
-            }
-        }
+        try removeDeleted(group)
     }
 }

@@ -174,27 +174,18 @@ extension PartitionLog {
         for segment in current.segments {
             guard let maxTimestamp = try segment.maxTimestamp(), maxTimestamp >= timestamp else { continue }
             let startOffset = max(try segment.timeSearchStart(for: timestamp), current.logStartOffset)
-            let scanner = segment.scanner(from: try segment.floorPosition(for: startOffset))
-            scan: while true {
-                switch try scanner.next() {
-                case .end:
-                    break scan
-                case .invalid(let position, let reason):
-                    throw LogError.corruptBatch(file: segment.path, position: position, reason: reason)
-                case .batch(let header, let position, let bytes):
-                    guard header.lastOffset >= current.logStartOffset, header.maxTimestamp >= timestamp else { continue }
-                    if header.timestampType == .logAppendTime { return max(header.baseOffset, current.logStartOffset) }
-                    let records: [Record]
-                    do {
-                        records = try RecordBatch.records(in: bytes, limits: config.limits)
-                    } catch let error as BatchFormatError {
-                        throw LogError.corruptBatch(file: segment.path, position: position, reason: error)
-                    }
-                    if let match = records.first(where: { $0.timestamp >= timestamp && $0.offset >= current.logStartOffset }) {
-                        return match.offset
-                    }
+            var found: Int64?
+            try segment.forEachBatch(from: try segment.floorPosition(for: startOffset)) { header, position, bytes in
+                guard header.lastOffset >= current.logStartOffset, header.maxTimestamp >= timestamp else { return true }
+                if header.timestampType == .logAppendTime {
+                    found = max(header.baseOffset, current.logStartOffset)
+                    return false
                 }
+                let records = try decode(bytes, file: segment.path, position: position)
+                found = records.first(where: { $0.timestamp >= timestamp && $0.offset >= current.logStartOffset })?.offset
+                return found == nil
             }
+            if let found { return found }
         }
         return nil
     }

@@ -50,6 +50,12 @@ extension PartitionLog {
     /// Readers that still hold them keep reading through their open descriptors.
     func delete(_ segments: [LogSegment]) throws {
         guard !segments.isEmpty else { return }
+        try renameToDeleted(segments)
+        try removeDeleted(segments)
+    }
+
+    /// Renames each segment's files to `.deleted` and makes the renames durable.
+    func renameToDeleted(_ segments: [LogSegment]) throws {
         for segment in segments {
             for kind in SegmentFiles.Kind.allCases {
                 let path = SegmentFiles.path(directory, segment.baseOffset, kind)
@@ -59,6 +65,10 @@ extension PartitionLog {
             }
         }
         try FileSystem.syncDirectory(directory)
+    }
+
+    /// Unlinks the `.deleted` files of `segments` (a crash before this leaves them for the next open).
+    func removeDeleted(_ segments: [LogSegment]) throws {
         for segment in segments {
             for kind in SegmentFiles.Kind.allCases {
                 try FileSystem.remove(SegmentFiles.path(directory, segment.baseOffset, kind, .deleted))

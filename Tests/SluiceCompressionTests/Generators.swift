@@ -5,25 +5,6 @@ import SluiceTestSupport
 // Failure messages carry `rng.seed`; `SLUICE_TEST_SEED=<seed>` replays a run.
 
 extension SeededRandom {
-    /// `count` random bytes, eight per call of the generator.
-    mutating func fastBytes(_ count: Int) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var i = 0
-        while i < count {
-            var word = next()
-            for _ in 0..<min(8, count - i) {
-                bytes[i] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-                i += 1
-            }
-        }
-        return bytes
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-
-    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-
     /// About `count` bytes of JSON lines, the kind of payload that compresses well.
     mutating func jsonLike(_ count: Int) -> [UInt8] {
         let names = ["alice", "bob", "carol", "dave", "eve", "mallory"]
@@ -60,12 +41,4 @@ extension SeededRandom {
                           key: chance(0.2) ? nil : Array("key-\(int(0...50))".utf8), value: value, headers: headers)
         }
     }
-}
-
-/// `bytes` with the batch CRC recomputed, so a change reaches the decompressor.
-func withFixedCRC(_ bytes: [UInt8]) -> [UInt8] {
-    var bytes = bytes
-    let crc = bytes.withUnsafeBytes { RecordBatch.computeCRC($0) }
-    bytes.setBigEndian(crc, at: RecordBatchHeader.Field.crc)
-    return bytes
 }

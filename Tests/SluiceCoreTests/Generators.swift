@@ -5,27 +5,6 @@ import SluiceTestSupport
 // that uses them puts `rng.seed` in its failure messages; `SLUICE_TEST_SEED=<seed>` replays a run.
 
 extension SeededRandom {
-    /// `count` random bytes, eight per call of the generator (`bytes(_:)` spends one call per byte).
-    mutating func fastBytes(_ count: Int) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var i = 0
-        while i < count {
-            var word = next()
-            for _ in 0..<min(8, count - i) {
-                bytes[i] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-                i += 1
-            }
-        }
-        return bytes
-    }
-
-    /// A uniformly random integer in `range`.
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-
-    /// true with probability `p`.
-    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-
     /// An Int64 whose magnitude is spread over all bit widths (uniform values would almost all be huge).
     mutating func spreadInt64() -> Int64 {
         Int64(bitPattern: next()) >> Int64(int(0...63))
@@ -95,14 +74,6 @@ extension SeededRandom {
 /// The records section of a batch (bytes 61 to the end).
 func recordsSection(_ bytes: [UInt8]) -> [UInt8] {
     Array(bytes[RecordBatchHeader.size...])
-}
-
-/// `bytes` with its CRC field recomputed, so a change reaches the checks behind the CRC.
-func withFixedCRC(_ bytes: [UInt8]) -> [UInt8] {
-    var bytes = bytes
-    let crc = bytes.withUnsafeBytes { RecordBatch.computeCRC($0) }
-    bytes.setBigEndian(crc, at: RecordBatchHeader.Field.crc)
-    return bytes
 }
 
 /// Validates `bytes` as one whole batch and decodes its (uncompressed) records.
