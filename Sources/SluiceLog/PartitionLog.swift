@@ -71,6 +71,14 @@ public final class PartitionLog: @unchecked Sendable {
     /// Bumped by truncation so a flush that captured a pre-truncation position does not checkpoint it.
     var truncationGeneration = 0
     private var flushTimer: DispatchSourceTimer?
+    /// Called (on the flushing thread) with the durable offset after every completed flush: the signal
+    /// tests wait on instead of polling. Guarded by `view`.
+    private var flushObserverStorage: (@Sendable (Int64) -> Void)?
+
+    var flushObserver: (@Sendable (Int64) -> Void)? {
+        get { view.withLock { flushObserverStorage } }
+        set { view.withLock { flushObserverStorage = newValue } }
+    }
 
     init(directory: String, config: LogConfig, clock: any WallClock, logger: Logger, loaded: LoadedLog) {
         self.directory = directory
@@ -240,7 +248,11 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     func sync(upTo target: Int64) throws {
-        try groupCommit.sync(upTo: target) { try flushActive() }
+        try groupCommit.sync(upTo: target) {
+            let durable = try flushActive()
+            flushObserver?(durable)
+            return durable
+        }
     }
 
     /// fsyncs the active segment and, every `recoveryCheckpointIntervalBytes`, advances the recovery

@@ -107,15 +107,18 @@ struct FlushTests {
                                 recoveryCheckpointIntervalBytes: 1)
         var end: Int64 = 0
         try crashAfter(dir.path, config: config) { log in
+            let flushed = DispatchSemaphore(value: 0)
+            log.flushObserver = { _ in flushed.signal() }
             try appendContent(log, batches: 50)
             end = log.logEndOffset
-            // Bounded poll for the timer's checkpoint: at most ~10 s, normally a few milliseconds.
-            var polls = 0
-            while storedRecoveryPoint(dir.path)?.offset != end && polls < 10_000 {
-                polls += 1
-                usleep(1000)
+            // Wait for the timer's flushes (each one signals) until one has checkpointed the end; give
+            // up after 10 s without a flush.
+            var waits = 0
+            while storedRecoveryPoint(dir.path)?.offset != end && waits < 1000 {
+                guard flushed.wait(timeout: .now() + .seconds(10)) == .success else { break }
+                waits += 1
             }
-            #expect(storedRecoveryPoint(dir.path)?.offset == end, "the periodic flush did not run within \(polls) ms")
+            #expect(storedRecoveryPoint(dir.path)?.offset == end, "the periodic flush did not checkpoint the end after \(waits) flushes")
         }
         let point = try #require(storedRecoveryPoint(dir.path))
         let log = try openLog(dir.path, config: config)

@@ -154,12 +154,15 @@ struct DemoTour {
 
             Try next:
             """)
+        // The path this process was started by (`swift run` gives .build/release/sluice-log), so the
+        // suggestions can be pasted as they are.
+        let tool = CommandLine.arguments.first ?? "sluice-log"
         let suggestions = [
-            ("sluice-log dump \(directory)", "one line per batch"),
-            ("sluice-log dump \(directory)/\(SegmentFiles.baseName(0)).log --records", "every record"),
-            ("sluice-log verify \(directory)", "read-only check; flip a byte in a .log and run it again"),
-            ("sluice-log append \(directory) --count 100000 --size 1024 --codec zstd --flush os", "more records"),
-            ("sluice-log bench --quick", "the engine against raw disk and the codec libraries"),
+            ("\(tool) dump \(directory)", "one line per batch"),
+            ("\(tool) dump \(directory)/\(SegmentFiles.baseName(0)).log --records", "every record"),
+            ("\(tool) verify \(directory)", "read-only check; flip a byte in a .log and run it again"),
+            ("\(tool) append \(directory) --count 100000 --size 1024 --codec zstd --flush os", "more records"),
+            ("\(tool) bench --quick", "the engine against raw disk and the codec libraries"),
         ]
         let width = suggestions.map(\.0.count).max() ?? 0
         for (command, what) in suggestions { Console.line("  " + Format.pad(command, width) + "   " + what) }
