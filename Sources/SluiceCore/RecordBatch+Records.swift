@@ -55,17 +55,22 @@ extension RecordBatch {
                 total += varintSize(Int64(body)) + body
             }
         }
+        // One allocation of the final size: the existing prefix, then the records written in place.
         let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: total))
-        bytes.withUnsafeMutableBytes { raw in
+        bytes = [UInt8](unsafeUninitializedCapacity: start + total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
             guard let base = raw.baseAddress else { return }
+            bytes.withUnsafeBytes { prefix in
+                if let source = prefix.baseAddress { base.copyMemory(from: source, byteCount: start) }
+            }
             var writer = RawWriter(base + start)
-            records.withUnsafeBufferPointer { buffer in
-                for i in buffer.indices {
-                    writeRecord(buffer[i], bodySize: bodySizes[i], baseOffset: baseOffset, baseTimestamp: baseTimestamp, to: &writer)
+            records.withUnsafeBufferPointer { records in
+                for i in records.indices {
+                    writeRecord(records[i], bodySize: bodySizes[i], baseOffset: baseOffset, baseTimestamp: baseTimestamp, to: &writer)
                 }
             }
             precondition(writer.written == total, "record size computed \(total), wrote \(writer.written)")
+            initialized = start + total
         }
     }
 
