@@ -66,6 +66,9 @@ final class GroupCommit: @unchecked Sendable {
     /// Bumped by `reset`: a flush that started before a truncation must not vouch for offsets the
     /// truncation gave away and later appends reuse.
     private var generation = 0
+    /// The offsets truncated to by the most recent resets, with the generation each started.
+    private var resets: [(generation: Int, offset: Int64)] = []
+    private static let resetsKept = 64
 
     init(durableOffset: Int64) {
         self.durableOffset = durableOffset
@@ -73,11 +76,31 @@ final class GroupCommit: @unchecked Sendable {
 
     /// Returns once everything below `target` is durable. `flush` forces what was written so far and
     /// returns the offset it covered.
-    func sync(upTo target: Int64, flush: () throws -> Int64) throws {
+    ///
+    /// A truncation below `target` while the caller waits means offsets it waits for are gone (and may
+    /// be reused by later appends): with `lowerOnTruncation` the target comes down to the truncation
+    /// point (a plain flush); otherwise the wait ends with `LogError.truncatedBeforeDurable`, so an
+    /// append whose batch was removed is never acknowledged.
+    func sync(upTo target: Int64, lowerOnTruncation: Bool = false, flush: () throws -> Int64) throws {
         lock.lock()
         defer { lock.unlock() }
+        let entered = generation
+        var target = target
         while durableOffset < target {
             if let failure { throw failure }
+            if generation != entered {
+                let since = resets.filter { $0.generation > entered }
+                // Older resets were forgotten: assume the worst, the lowest offset possible.
+                let complete = since.count == generation - entered
+                let lowest = complete ? since.map(\.offset).min() ?? target : Int64.min
+                if lowest < target {
+                    guard lowerOnTruncation else {
+                        throw LogError.truncatedBeforeDurable(offset: target - 1, truncatedTo: max(lowest, 0))
+                    }
+                    target = max(lowest, 0)
+                    continue
+                }
+            }
             if flushing {
                 lock.wait()
                 continue
@@ -104,6 +127,10 @@ final class GroupCommit: @unchecked Sendable {
         lock.withLock {
             self.durableOffset = durableOffset
             generation += 1
+            resets.append((generation, durableOffset))
+            if resets.count > GroupCommit.resetsKept { resets.removeFirst() }
+            // Waiters re-check their targets against the truncation.
+            lock.broadcast()
         }
     }
 

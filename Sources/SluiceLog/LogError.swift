@@ -23,6 +23,9 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
     case diskFull(path: String)
     /// `truncate(to:)` named an offset inside a batch; truncation works at batch boundaries.
     case truncationInsideBatch(offset: Int64, batchBaseOffset: Int64, batchLastOffset: Int64)
+    /// The log was truncated below `offset` before `offset` became durable: the append holding it was
+    /// removed (a replica dropping a divergent suffix) and is not acknowledged.
+    case truncatedBeforeDurable(offset: Int64, truncatedTo: Int64)
     /// The log was closed (or failed and stopped accepting writes).
     case closed(directory: String)
     /// A configuration value is out of its allowed range.
@@ -48,6 +51,9 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
         case .truncationInsideBatch(let offset, let base, let last):
             return "cannot truncate to offset \(offset): it lies inside the batch \(base)...\(last); "
                 + "truncate to \(base) or \(last + 1)"
+        case .truncatedBeforeDurable(let offset, let truncatedTo):
+            return "offset \(offset) was truncated away (the log now ends at \(truncatedTo)) before it became durable; "
+                + "the append was not acknowledged, retry it"
         case .closed(let directory):
             return "the log in \(directory) is closed"
         case .invalidConfig(let detail):

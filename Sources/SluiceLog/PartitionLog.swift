@@ -244,11 +244,11 @@ public final class PartitionLog: @unchecked Sendable {
 
     /// Forces everything appended so far to stable storage (sharing an fsync with concurrent callers).
     public func flush() throws {
-        try sync(upTo: snapshot().logEndOffset)
+        try sync(upTo: snapshot().logEndOffset, lowerOnTruncation: true)
     }
 
-    func sync(upTo target: Int64) throws {
-        try groupCommit.sync(upTo: target) {
+    func sync(upTo target: Int64, lowerOnTruncation: Bool = false) throws {
+        try groupCommit.sync(upTo: target, lowerOnTruncation: lowerOnTruncation) {
             let durable = try flushActive()
             flushObserver?(durable)
             return durable

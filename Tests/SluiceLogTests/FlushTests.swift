@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import SluiceCompression
 import SluiceCore
 import SluiceTestSupport
@@ -173,5 +174,75 @@ struct FlushTests {
         #expect(FlushPolicy(name: "sometimes") == nil)
         #expect(CleanupPolicy(name: "compact, delete") == [.compact, .delete])
         #expect(CleanupPolicy(name: "") == nil)
+    }
+}
+
+@Suite("flush racing truncation")
+struct FlushTruncationRaceTests {
+    /// Runs `body` on another thread and waits at most 30 s, so a regression fails instead of hanging.
+    private func finishes(_ body: @escaping @Sendable () -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            body()
+            done.signal()
+        }
+        return done.wait(timeout: .now() + .seconds(30)) == .success
+    }
+
+    @Test("flush: a truncation below the target of a flush in flight ends that flush at the truncation point")
+    func flushDuringTruncationTerminates() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let config = testConfig(segmentBytes: 64 << 10, recoveryCheckpointIntervalBytes: 1)
+        let log = try openLog(dir.path, config: config)
+        let infos = try appendContent(log, batches: 40)
+        let cut = infos[10].firstOffset
+        // The observer runs inside the flush, after its fsync: truncating there is the worst moment.
+        let truncated = Mutex(false)
+        log.flushObserver = { _ in
+            let first = truncated.withLock { done in
+                defer { done = true }
+                return !done
+            }
+            if first { try? log.truncate(to: cut) }
+        }
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        #expect(finishes { outcome.withLock { $0 = Result { try log.flush() } } }, "flush spun after the truncation")
+        #expect(throws: Never.self) { try outcome.withLock { $0 }?.get() }
+        #expect(log.logEndOffset == cut)
+        let point = try #require(storedRecoveryPoint(dir.path))
+        #expect(point.offset == cut, "the checkpoint matches the truncated log: \(point)")
+        log.flushObserver = nil
+        try log.close()
+    }
+
+    @Test("append: an append whose batch is truncated away before its fsync is refused, not acknowledged")
+    func appendTruncatedBeforeDurableIsRefused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let config = testConfig(segmentBytes: 64 << 10, flushPolicy: .always)
+        let log = try openLog(dir.path, config: config)
+        _ = try appendContent(log, batches: 5)
+        let cut = log.logEndOffset
+        let truncated = Mutex(false)
+        log.flushObserver = { _ in
+            let first = truncated.withLock { done in
+                defer { done = true }
+                return !done
+            }
+            if first { try? log.truncate(to: cut) }
+        }
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        #expect(finishes {
+            outcome.withLock { $0 = Result { _ = try log.append(contentBatch(firstOffset: cut, count: 3)) } }
+        }, "the append spun after the truncation")
+        let result = outcome.withLock { $0 }
+        #expect(throws: LogError.self) { try result?.get() }
+        if case .failure(let error) = result {
+            #expect("\(error)".contains("truncated"), "\(error)")
+        }
+        #expect(log.logEndOffset == cut)
+        log.flushObserver = nil
+        try log.close()
     }
 }
