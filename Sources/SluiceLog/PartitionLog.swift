@@ -158,7 +158,7 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     /// Validates, stamps, rolls if needed and writes one batch. Caller holds the writer lock.
-    private func appendLocked(_ batch: RecordBatch, assignOffsets: Bool, leaderEpoch: Int32?) throws -> AppendInfo {
+    func appendLocked(_ batch: RecordBatch, assignOffsets: Bool, leaderEpoch: Int32?) throws -> AppendInfo {
         let current = snapshot()
         guard !current.closed else { throw LogError.closed(directory: directory) }
         if let failure = groupCommit.failed { throw failure }

@@ -1,0 +1,37 @@
+import SluiceCore
+
+// What the broker needs beyond plain appends: an append whose durability wait is separate, so that
+// the idempotent producer's sequence check and the write can share a short critical section while
+// fsyncs are still shared between concurrent producers (group commit).
+
+extension PartitionLog {
+    /// Appends a producer's batch like `append(_:)` but returns as soon as it is written, before the
+    /// flush policy is satisfied. Call `waitDurable(through:)` before acknowledging it.
+    public func appendWithoutWaiting(_ batch: RecordBatch, leaderEpoch: Int32? = nil) throws -> AppendInfo {
+        try writer.withLock { try appendLocked(batch, assignOffsets: true, leaderEpoch: leaderEpoch) }
+    }
+
+    /// Returns once every record below `offset + 1` is as durable as the flush policy promises: on
+    /// stable storage for `always` (sharing the fsync with concurrent callers), at once otherwise.
+    /// Throws `LogError.truncatedBeforeDurable` if the records were cut off before they became durable.
+    public func waitDurable(through offset: Int64) throws {
+        guard config.flushPolicy == .always else { return }
+        try sync(upTo: offset + 1)
+    }
+
+    /// Calls `body` with the header of every batch from the segment holding `offset` to the end, oldest
+    /// first. Each batch is CRC-checked as it is read. Used to rebuild producer state at open.
+    public func forEachBatchHeader(from offset: Int64, _ body: (RecordBatchHeader) throws -> Void) throws {
+        let current = snapshot()
+        for segment in current.segments {
+            let end = segment === current.active ? current.activeEndPosition : segment.size
+            if let next = current.segments.first(where: { $0.baseOffset > segment.baseOffset }), next.baseOffset <= offset {
+                continue
+            }
+            try segment.forEachBatch(from: 0, end: end) { header, _, _ in
+                if header.lastOffset >= offset { try body(header) }
+                return true
+            }
+        }
+    }
+}
