@@ -4,7 +4,7 @@ SWIFT ?= swift
 APT_PACKAGES := liblz4-dev libzstd-dev pkg-config
 DEMO_DIR ?= ./demo-data
 
-.PHONY: deps build release test run bench clean
+.PHONY: deps build release test run demo bench clean
 
 deps:
 	@missing=""; \
@@ -27,8 +27,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# Until the broker exists, the main job is the log tool's demo: append, dump, verify.
+# Starts the broker with embedded defaults: data in ./data, listening on 127.0.0.1:9400 (Ctrl-C stops it
+# cleanly). Use `.build/release/sluice` against it.
 run: release
+	exec .build/release/sluiced
+
+demo: release
 	$(SWIFT) run -c release --skip-build sluice-log demo $(DEMO_DIR)
 
 bench: release

@@ -11,11 +11,19 @@ let package = Package(
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
         .library(name: "SluiceCompression", targets: ["SluiceCompression"]),
         .library(name: "SluiceLog", targets: ["SluiceLog"]),
+        .library(name: "SluiceWire", targets: ["SluiceWire"]),
+        .library(name: "SluiceBroker", targets: ["SluiceBroker"]),
+        .library(name: "SluiceClient", targets: ["SluiceClient"]),
+        .executable(name: "sluiced", targets: ["sluiced"]),
+        .executable(name: "sluice", targets: ["sluice"]),
         .executable(name: "sluice-log", targets: ["sluice-log"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -44,6 +52,53 @@ let package = Package(
                 "SluiceCompression",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .target(
+            name: "SluiceWire",
+            dependencies: ["SluiceCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .target(
+            name: "SluiceBroker",
+            dependencies: [
+                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "SluiceClient",
+            dependencies: [
+                "SluiceCore", "SluiceCompression", "SluiceWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The CLI's commands live in a library so tests can drive their parsing and formatting.
+        .target(
+            name: "SluiceCLI",
+            dependencies: [
+                "SluiceCore", "SluiceCompression", "SluiceClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "sluiced",
+            dependencies: [
+                "SluiceBroker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: ["SluiceCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "sluice-log",
@@ -74,6 +129,32 @@ let package = Package(
         .testTarget(
             name: "SluiceLogTests",
             dependencies: ["SluiceCore", "SluiceCompression", "SluiceLog", "SluiceTestSupport"]
+        ),
+        .testTarget(
+            name: "SluiceWireTests",
+            dependencies: [
+                "SluiceCore", "SluiceWire", "SluiceTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SluiceBrokerTests",
+            dependencies: [
+                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire", "SluiceBroker", "SluiceClient",
+                "SluiceTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SluiceCLITests",
+            dependencies: ["SluiceCore", "SluiceClient", "SluiceCLI", "SluiceTestSupport"]
+        ),
+        // Starts the real sluiced and runs the real sluice binary.
+        .testTarget(
+            name: "SluiceEndToEndTests",
+            dependencies: ["SluiceCore", "SluiceTestSupport"]
         ),
     ]
 )

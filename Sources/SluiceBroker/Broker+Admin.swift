@@ -1,0 +1,107 @@
+import SluiceLog
+import SluiceWire
+
+// Metadata and topic administration.
+
+extension Broker {
+    func metadata(_ request: MetadataRequest) -> MetadataResponse {
+        let broker = BrokerMetadata(nodeId: config.nodeId, host: config.host, port: Int32(boundPort))
+        var topics: [TopicMetadata] = []
+        if let names = request.topics {
+            for name in names {
+                if let topic = registry.topic(name) {
+                    topics.append(describe(topic))
+                } else {
+                    topics.append(TopicMetadata(error: .unknownTopicOrPartition, errorMessage: "topic '\(name)' does not exist",
+                                                name: name, isInternal: false, partitions: []))
+                }
+            }
+        } else {
+            topics = registry.allTopics.filter { request.includeInternal || !$0.isInternal }.map(describe)
+        }
+        return MetadataResponse(brokers: [broker], controllerId: config.nodeId, topics: topics)
+    }
+
+    private func describe(_ topic: Topic) -> TopicMetadata {
+        let partitions = topic.partitions.map { partition in
+            let log = partition.log
+            return PartitionMetadata(partition: partition.index, leader: config.nodeId, replicas: [config.nodeId],
+                                     logStartOffset: log.logStartOffset, highWatermark: log.logEndOffset,
+                                     sizeBytes: Int64(log.sizeInBytes))
+        }
+        return TopicMetadata(name: topic.name, isInternal: topic.isInternal, partitions: partitions)
+    }
+
+    func createTopics(_ request: CreateTopicsRequest) -> TopicResultsResponse {
+        TopicResultsResponse(topics: request.topics.map { topic in
+            do {
+                guard topic.replicationFactor == 1 || topic.replicationFactor == -1 else {
+                    throw WireError(.invalidReplicationFactor,
+                        "replication factor \(topic.replicationFactor) needs \(topic.replicationFactor) brokers; this cluster has 1")
+                }
+                try registry.create(name: topic.name, partitions: topic.partitions, configs: topic.configs, validateOnly: request.validateOnly)
+                groups.topicsChanged()
+                return TopicResult(name: topic.name)
+            } catch {
+                let wire = wireError(for: error, api: .createTopics)
+                return TopicResult(name: topic.name, error: wire.code, errorMessage: wire.message)
+            }
+        })
+    }
+
+    func deleteTopics(_ request: DeleteTopicsRequest) -> TopicResultsResponse {
+        TopicResultsResponse(topics: request.names.map { name in
+            do {
+                try registry.delete(name: name)
+                groups.topicsChanged()
+                return TopicResult(name: name)
+            } catch {
+                let wire = wireError(for: error, api: .deleteTopics)
+                return TopicResult(name: name, error: wire.code, errorMessage: wire.message)
+            }
+        })
+    }
+
+    func describeConfigs(_ request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+        DescribeConfigsResponse(topics: request.topics.map { name in
+            guard let topic = registry.topic(name) else {
+                return .init(name: name, error: .unknownTopicOrPartition, errorMessage: "topic '\(name)' does not exist", configs: [])
+            }
+            return .init(name: name, configs: topic.config.effective(defaults: registry.defaults))
+        })
+    }
+
+    func alterConfigs(_ request: AlterConfigsRequest) -> TopicResultsResponse {
+        TopicResultsResponse(topics: request.topics.map { topic in
+            do {
+                try registry.alter(name: topic.name, configs: topic.configs, validateOnly: request.validateOnly)
+                return TopicResult(name: topic.name)
+            } catch {
+                let wire = wireError(for: error, api: .alterConfigs)
+                return TopicResult(name: topic.name, error: wire.code, errorMessage: wire.message)
+            }
+        })
+    }
+
+    func listOffsets(_ request: ListOffsetsRequest) -> ListOffsetsResponse {
+        ListOffsetsResponse(topics: request.topics.map { topic in
+            ListOffsetsResponse.Topic(name: topic.name, partitions: topic.partitions.map { requested in
+                do {
+                    let log = try registry.partition(topic.name, requested.partition).log
+                    let offset: Int64
+                    switch requested.timestamp {
+                    case ListOffsetsRequest.latestTimestamp: offset = log.logEndOffset
+                    case ListOffsetsRequest.earliestTimestamp: offset = log.logStartOffset
+                    case let timestamp where timestamp >= 0: offset = try log.offset(forTimestamp: timestamp) ?? log.logEndOffset
+                    default:
+                        throw WireError(.invalidRequest, "timestamp \(requested.timestamp) is not -1 (latest), -2 (earliest) or an epoch-millisecond time")
+                    }
+                    return .init(partition: requested.partition, offset: offset)
+                } catch {
+                    let wire = wireError(for: error, api: .listOffsets)
+                    return .init(partition: requested.partition, error: wire.code, errorMessage: wire.message, offset: -1)
+                }
+            })
+        })
+    }
+}

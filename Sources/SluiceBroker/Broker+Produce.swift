@@ -1,0 +1,94 @@
+import NIOCore
+import SluiceCompression
+import SluiceCore
+import SluiceLog
+import SluiceWire
+
+// Produce: validate each batch (length, CRC, record count and structure, timestamps), check the
+// idempotent producer's sequence, append, and answer once the flush policy is satisfied.
+
+extension Broker {
+    func produce(_ request: ProduceRequest) -> ProduceResponse {
+        ProduceResponse(topics: request.topics.map { topic in
+            ProduceResponse.Topic(name: topic.name, partitions: topic.partitions.map { requested in
+                do {
+                    let partition = try registry.partition(topic.name, requested.partition)
+                    if registry.topic(topic.name)?.isInternal == true {
+                        throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; clients cannot produce to it")
+                    }
+                    let base = try produce(requested.records, to: partition)
+                    return .init(partition: requested.partition, baseOffset: base, logStartOffset: partition.log.logStartOffset)
+                } catch {
+                    let wire = wireError(for: error, api: .produce)
+                    return .init(partition: requested.partition, error: wire.code, errorMessage: wire.message, baseOffset: -1, logStartOffset: -1)
+                }
+            })
+        })
+    }
+
+    /// Appends every batch in `records`; returns the first batch's base offset.
+    private func produce(_ records: ByteBuffer, to partition: Partition) throws -> Int64 {
+        guard let topic = registry.topic(partition.topic) else {
+            throw WireError(.unknownTopicOrPartition, "topic '\(partition.topic)' was deleted")
+        }
+        let maxBytes = topic.config.maxMessageBytes(defaults: registry.defaults)
+        let limits = partition.log.config.limits
+        var remaining = records
+        var firstOffset: Int64?
+        guard remaining.readableBytes > 0 else { throw WireError(.invalidRecord, "the produce request holds no record batch") }
+        while remaining.readableBytes > 0 {
+            let (batch, header) = try Self.takeBatch(&remaining, maxMessageBytes: maxBytes, limits: limits)
+            let outcome = try partition.append(batch, header: header)
+            switch outcome {
+            case .appended(let info): firstOffset = firstOffset ?? info.firstOffset
+            case .duplicate(let first, _): firstOffset = firstOffset ?? first
+            }
+        }
+        return firstOffset ?? -1
+    }
+
+    /// Cuts the next batch off `buffer` and validates it fully.
+    static func takeBatch(_ buffer: inout ByteBuffer, maxMessageBytes: Int, limits: Limits) throws -> (RecordBatch, RecordBatchHeader) {
+        guard buffer.readableBytes >= RecordBatchHeader.size,
+              let length = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .big, as: Int32.self) else {
+            throw WireError(.corruptMessage, "record batch truncated: \(buffer.readableBytes) bytes, a batch header needs \(RecordBatchHeader.size)")
+        }
+        let size = Int(length) + RecordBatchHeader.logOverhead
+        guard size <= maxMessageBytes else {
+            throw WireError(.messageTooLarge, "record batch of \(size) bytes exceeds the topic's max.message.bytes of \(maxMessageBytes); send smaller batches or raise max.message.bytes")
+        }
+        guard size >= RecordBatchHeader.size, size <= buffer.readableBytes, let bytes = buffer.readBytes(length: size) else {
+            throw WireError(.corruptMessage, "record batch length field says \(size) bytes but \(buffer.readableBytes) are left in the request")
+        }
+        let header: RecordBatchHeader
+        do {
+            header = try bytes.withUnsafeBytes { raw in try RecordBatch.validate(raw, limits: limits) }
+        } catch let error as BatchFormatError {
+            throw WireError(.corruptMessage, "record batch rejected: \(error)")
+        }
+        guard header.recordCount > 0 else { throw WireError(.invalidRecord, "record batch holds no records") }
+        guard Int64(header.lastOffsetDelta) == Int64(header.recordCount) - 1 else {
+            throw WireError(.invalidRecord, "record batch says \(header.recordCount) records but its last offset delta is \(header.lastOffsetDelta)")
+        }
+        guard !header.isTransactional && !header.isControl else {
+            throw WireError(.invalidRecord, "transactional and control batches are not supported")
+        }
+        let summary: RecordBatch.RecordsSummary
+        do {
+            summary = try bytes.withUnsafeBytes { raw in
+                let body = UnsafeRawBufferPointer(rebasing: raw[RecordBatchHeader.size...])
+                if header.codec == CompressionCodec.none {
+                    return try RecordBatch.checkRecords(section: body, header: header, limits: limits)
+                }
+                let section = try RecordBatch.uncompressedSection(raw, limits: limits)
+                return try section.withUnsafeBytes { try RecordBatch.checkRecords(section: $0, header: header, limits: limits) }
+            }
+        } catch let error as BatchFormatError {
+            throw WireError(.invalidRecord, "record batch rejected: \(error)")
+        }
+        if header.timestampType == .createTime && summary.maxTimestamp != header.maxTimestamp {
+            throw WireError(.invalidRecord, "record batch's max timestamp \(header.maxTimestamp) differs from its largest record timestamp \(summary.maxTimestamp)")
+        }
+        return (RecordBatch(unchecked: bytes), header)
+    }
+}

@@ -1,0 +1,325 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SluiceCore
+import SluiceLog
+import SluiceWire
+
+/// The broker: listens for clients, routes their requests to topics, partitions and groups, and owns
+/// the data directory while it runs.
+///
+/// Threads: requests arrive on NIO event loops; everything that touches a file runs on `ioPool`, so
+/// event loops never block on disk. Lifecycle: `start` (lock the data directory, open every log,
+/// bind), `shutdown` (stop accepting, finish in-flight requests, flush and close every log cleanly,
+/// release the lock).
+public final class Broker: @unchecked Sendable {
+    public let config: BrokerConfig
+    let logger: Logger
+    let registry: TopicRegistry
+    let groups: GroupCoordinator
+    let producerIds: ProducerIdAllocator
+    let ioPool: NIOThreadPool
+    let eventLoopGroup: any EventLoopGroup
+    let lock = NIOLock()
+    private var serverChannel: (any Channel)?
+    private var dataLock: DataDirectoryLock?
+    private var state = State.created
+
+    /// True once shutdown has begun: long polls return at once.
+    var isStopping: Bool { lock.withLock { state != .running } }
+    private var requestsInFlight = 0
+    private var connections = 0
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var maintenanceTask: RepeatedTask?
+    private var groupTimerTask: RepeatedTask?
+    static let software = "sluiced 0.3.0"
+
+    enum State { case created, running, stopping, stopped }
+
+    /// The frame limits this broker enforces.
+    var frameLimits: FrameLimits { FrameLimits(frameBytesMax: config.frameBytesMax) }
+
+    public init(config: BrokerConfig, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup
+        self.registry = TopicRegistry(dataDirectory: config.dataDirectory, defaults: config.defaults, topicsMax: config.topicsMax,
+                                      partitionsPerTopicMax: config.partitionsPerTopicMax, logger: logger)
+        self.groups = GroupCoordinator(registry: registry, logger: logger)
+        self.producerIds = ProducerIdAllocator(directory: config.dataDirectory + "/meta")
+        self.ioPool = NIOThreadPool(numberOfThreads: config.ioThreads)
+    }
+
+    /// The port actually bound (differs from the configured one when that was 0).
+    public private(set) var boundPort: Int = 0
+
+    /// Locks the data directory, opens (and if needed recovers) every topic, and starts listening.
+    public func start() async throws {
+        precondition(lock.withLock { state } == .created, "a broker starts once")
+        ioPool.start()
+        try await ioPool.runIfActive { [self] in
+            try FileSystem.createDirectory(config.dataDirectory)
+            dataLock = try DataDirectoryLock(directory: config.dataDirectory)
+            try registry.load()
+            try groups.load(offsetsPartitions: config.offsetsTopicPartitions)
+        }
+        let bootstrap = ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RequestFrameDecoder(limits: frameLimits)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectionHandler(broker: self, requestsInFlightMax: config.connectionRequestsInFlightMax, logger: logger))
+                }
+            }
+        let channel = try await bootstrap.bind(host: config.host, port: config.port).get()
+        boundPort = channel.localAddress?.port ?? config.port
+        let loop = eventLoopGroup.next()
+        lock.withLock {
+            serverChannel = channel
+            state = .running
+            groupTimerTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(200)) { [self] _ in
+                groups.expireMembers()
+            }
+            let interval = TimeAmount.milliseconds(config.retentionCheckIntervalMs)
+            maintenanceTask = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { [self] _ in
+                ioPool.runIfActive(eventLoop: loop) { self.runMaintenance() }
+            }
+        }
+        logger.info("sluiced listening", metadata: ["listen": "\(config.host):\(boundPort)", "data": "\(config.dataDirectory)"])
+    }
+
+    /// Stops accepting connections, answers requests already received, closes every log cleanly (the
+    /// next start skips recovery) and releases the data directory.
+    public func shutdown() async {
+        let channel: (any Channel)? = lock.withLock {
+            guard state == .running else { return nil }
+            state = .stopping
+            groupTimerTask?.cancel()
+            maintenanceTask?.cancel()
+            return serverChannel
+        }
+        guard let channel else { return }
+        try? await channel.close()
+        registry.wakeAllWaiters()
+        await waitForIdle()
+        try? await ioPool.runIfActive { [self] in
+            registry.closeAll()
+            dataLock?.release()
+        }
+        try? await ioPool.shutdownGracefully()
+        lock.withLock { state = .stopped }
+        logger.info("sluiced stopped cleanly", metadata: ["data": "\(config.dataDirectory)"])
+    }
+
+    private func waitForIdle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle = lock.withLock {
+                if requestsInFlight == 0 { return true }
+                idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
+    func connectionOpened() { lock.withLock { connections += 1 } }
+    func connectionClosed() { lock.withLock { connections -= 1 } }
+
+    /// Retention and compaction for every partition.
+    private func runMaintenance() {
+        for topic in registry.allTopics {
+            for partition in topic.partitions {
+                let log = partition.log
+                do {
+                    let deleted = try log.enforceRetention()
+                    if !deleted.isEmpty {
+                        logger.info("retention deleted segments", metadata: ["partition": "\(topic.name)-\(partition.index)", "segments": "\(deleted.count)"])
+                    }
+                    if log.config.cleanupPolicy.contains(.compact) { _ = try log.compact() }
+                } catch {
+                    logger.error("maintenance failed", metadata: ["partition": "\(topic.name)-\(partition.index)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    // MARK: Requests
+
+    /// Handles one request; the future always succeeds with something to send (errors become error
+    /// responses) unless the connection must close.
+    func handle(_ frame: RequestFrame, clientHost: String, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
+        let header = frame.header
+        let accepted: Bool = lock.withLock {
+            guard state == .running else { return false }
+            requestsInFlight += 1
+            return true
+        }
+        guard accepted else {
+            return eventLoop.makeSucceededFuture(errorResponse(WireError(.brokerShuttingDown, "the broker is shutting down; retry against another broker or after it restarts"), header))
+        }
+        let future = route(frame, clientHost: clientHost, eventLoop: eventLoop).flatMapErrorThrowing { [self] error in
+            errorResponse(wireError(for: error, api: header.apiKey), header)
+        }
+        future.whenComplete { [self] _ in requestDone() }
+        return future
+    }
+
+    private func requestDone() {
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+            requestsInFlight -= 1
+            guard requestsInFlight == 0 else { return [] }
+            defer { idleWaiters.removeAll() }
+            return idleWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func errorResponse(_ error: WireError, _ header: RequestHeader) -> BrokerResponse {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64 + error.message.utf8.count)
+        FrameEncoder.encodeError(error.bounded, correlationId: header.correlationId, into: &buffer)
+        return .buffer(buffer)
+    }
+
+    func response<M: WireMessage>(_ message: M, _ header: RequestHeader) -> BrokerResponse {
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
+        FrameEncoder.encodeResponse(message, correlationId: header.correlationId, version: header.apiVersion, into: &buffer)
+        return .buffer(buffer)
+    }
+
+    private func route(_ frame: RequestFrame, clientHost: String, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
+        let header = frame.header
+        guard let api = header.apiKey else {
+            return eventLoop.makeSucceededFuture(errorResponse(WireError(.unknownApi,
+                "API key \(header.apiKeyRaw) is unknown to this broker (\(Self.software)); known keys are 0...\(ApiKey.allCases.count - 1)"), header))
+        }
+        guard api.supportedVersions.contains(header.apiVersion) else {
+            return eventLoop.makeSucceededFuture(errorResponse(WireError(.unsupportedVersion,
+                "\(api) version \(header.apiVersion) is not supported; this broker speaks \(api.supportedVersions.lowerBound)...\(api.supportedVersions.upperBound)"), header))
+        }
+        do {
+            switch api {
+            case .apiVersions:
+                _ = try ApiVersionsRequest.decode(frame.body, version: header.apiVersion)
+                let apis = ApiKey.allCases.map { ApiVersionRange(apiKey: $0.rawValue, minVersion: $0.supportedVersions.lowerBound, maxVersion: $0.supportedVersions.upperBound) }
+                return eventLoop.makeSucceededFuture(response(ApiVersionsResponse(apis: apis, brokerSoftware: Self.software), header))
+            case .metadata:
+                let request = try MetadataRequest.decode(frame.body, version: header.apiVersion)
+                return eventLoop.makeSucceededFuture(response(metadata(request), header))
+            case .produce:
+                let request = try ProduceRequest.decode(frame.body, version: header.apiVersion)
+                return onPool(eventLoop) { [self] in
+                    let answer = produce(request)
+                    return request.acks == .none ? .none : response(answer, header)
+                }
+            case .fetch:
+                let request = try FetchRequest.decode(frame.body, version: header.apiVersion)
+                return fetch(request, header: header, eventLoop: eventLoop)
+            case .listOffsets:
+                let request = try ListOffsetsRequest.decode(frame.body, version: header.apiVersion)
+                return onPool(eventLoop) { [self] in response(listOffsets(request), header) }
+            case .createTopics:
+                let request = try CreateTopicsRequest.decode(frame.body, version: header.apiVersion)
+                return onPool(eventLoop) { [self] in response(createTopics(request), header) }
+            case .deleteTopics:
+                let request = try DeleteTopicsRequest.decode(frame.body, version: header.apiVersion)
+                return onPool(eventLoop) { [self] in response(deleteTopics(request), header) }
+            case .describeConfigs:
+                let request = try DescribeConfigsRequest.decode(frame.body, version: header.apiVersion)
+                return eventLoop.makeSucceededFuture(response(describeConfigs(request), header))
+            case .alterConfigs:
+                let request = try AlterConfigsRequest.decode(frame.body, version: header.apiVersion)
+                return onPool(eventLoop) { [self] in response(alterConfigs(request), header) }
+            case .initProducerId:
+                let request = try InitProducerIdRequest.decode(frame.body, version: header.apiVersion)
+                return onPool(eventLoop) { [self] in
+                    let (id, epoch) = try producerIds.allocate(existing: request.producerId, epoch: request.producerEpoch)
+                    return response(InitProducerIdResponse(producerId: id, producerEpoch: epoch), header)
+                }
+            case .groupHeartbeat:
+                let request = try GroupHeartbeatRequest.decode(frame.body, version: header.apiVersion)
+                let answer = try groups.heartbeat(request, clientId: header.clientId ?? "", clientHost: clientHost)
+                return eventLoop.makeSucceededFuture(response(answer, header))
+            case .offsetCommit:
+                let request = try OffsetCommitRequest.decode(frame.body, version: header.apiVersion)
+                return onPool(eventLoop) { [self] in response(try groups.commit(request), header) }
+            case .offsetFetch:
+                let request = try OffsetFetchRequest.decode(frame.body, version: header.apiVersion)
+                return eventLoop.makeSucceededFuture(response(try groups.fetchOffsets(request), header))
+            case .listGroups:
+                _ = try ListGroupsRequest.decode(frame.body, version: header.apiVersion)
+                return eventLoop.makeSucceededFuture(response(groups.list(), header))
+            case .describeGroups:
+                let request = try DescribeGroupsRequest.decode(frame.body, version: header.apiVersion)
+                return eventLoop.makeSucceededFuture(response(groups.describe(request), header))
+            }
+        } catch {
+            return eventLoop.makeSucceededFuture(errorResponse(wireError(for: error, api: api), header))
+        }
+    }
+
+    func onPool(_ eventLoop: any EventLoop, _ work: @escaping @Sendable () throws -> BrokerResponse) -> EventLoopFuture<BrokerResponse> {
+        ioPool.runIfActive(eventLoop: eventLoop, work)
+    }
+
+    /// Maps any error to what the client is told.
+    func wireError(for error: any Error, api: ApiKey?) -> WireError {
+        switch error {
+        case let error as WireError: return error
+        case let error as WireDecodingError:
+            return WireError(.invalidRequest, "malformed \(api.map { "\($0)" } ?? "") request: \(error.reason)")
+        case let error as LogError: return Self.wireError(for: error)
+        default:
+            logger.error("unexpected error", metadata: ["api": "\(api.map { "\($0)" } ?? "?")", "error": "\(error)"])
+            return WireError(.unknownServerError, "unexpected broker error: \(error)")
+        }
+    }
+
+    static func wireError(for error: LogError) -> WireError {
+        switch error {
+        case .offsetOutOfRange(let requested, let start, let end):
+            return WireError(.offsetOutOfRange, "offset \(requested) is outside the partition's range \(start)...\(end)")
+        case .invalidBatch(let reason):
+            return WireError(.corruptMessage, "record batch rejected: \(reason)")
+        case .unacceptableBatch(let reason):
+            return WireError(.invalidRecord, "record batch rejected: \(reason)")
+        case .diskFull:
+            return WireError(.diskFull, "the broker's disk is full; nothing was written. Free space or raise retention limits.")
+        case .closed:
+            return WireError(.brokerShuttingDown, "the partition is closing; retry")
+        default:
+            return WireError(.storageError, "storage error: \(error)")
+        }
+    }
+}
+
+/// Holds an exclusive `flock` on `<data>/.lock` so two brokers never share a data directory.
+final class DataDirectoryLock: @unchecked Sendable {
+    private var descriptor: Int32
+
+    init(directory: String) throws {
+        let path = directory + "/.lock"
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw BrokerError.io(path: path, reason: String(cString: strerror(errno))) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw BrokerError.dataDirectoryLocked(path: directory)
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(descriptor, 0)
+        _ = pid.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+    }
+
+    func release() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { release() }
+}

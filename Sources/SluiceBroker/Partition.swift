@@ -1,0 +1,115 @@
+import Logging
+import NIOConcurrencyHelpers
+import SluiceCore
+import SluiceLog
+import SluiceWire
+
+/// One partition of a topic on this broker: its log, its idempotent-producer state and the fetches
+/// waiting for it to grow.
+///
+/// Threads: methods block on file I/O; call them from the I/O pool. `appendLock` serialises the
+/// producer check with the write; the fsync (shared by concurrent appends) happens after it is released.
+final class Partition: @unchecked Sendable {
+    let topic: String
+    let index: Int32
+    let directory: String
+    private let lock = NIOLock()
+    private var currentLog: PartitionLog
+    private var producers = ProducerStateTable()
+    private let appendLock = NIOLock()
+    /// Called once, on the appending thread, when the log end moves: wakes long-polling fetches.
+    private var waiters: [UInt64: @Sendable () -> Void] = [:]
+    private var nextWaiterId: UInt64 = 0
+    /// Most fetches that may wait on one partition at once; more are answered at once (empty).
+    static let waitersMax = 10_000
+
+    init(topic: String, index: Int32, directory: String, log: PartitionLog) {
+        self.topic = topic
+        self.index = index
+        self.directory = directory
+        self.currentLog = log
+    }
+
+    var log: PartitionLog { lock.withLock { currentLog } }
+
+    /// Rebuilds the idempotent-producer state from the batch headers in the log.
+    func loadProducerState() throws {
+        var table = ProducerStateTable()
+        try log.forEachBatchHeader(from: 0) { header in
+            table.record(header, firstOffset: header.baseOffset, lastOffset: header.lastOffset)
+        }
+        appendLock.withLock { producers = table }
+    }
+
+    enum AppendOutcome {
+        case appended(AppendInfo)
+        case duplicate(firstOffset: Int64, lastOffset: Int64)
+    }
+
+    /// Appends a validated producer batch once: a retried idempotent batch gets its earlier offsets.
+    /// Returns after the batch is as durable as the flush policy promises.
+    func append(_ batch: RecordBatch, header: RecordBatchHeader) throws -> AppendOutcome {
+        let log = self.log
+        let outcome: AppendOutcome = try appendLock.withLock {
+            switch producers.check(header) {
+            case .reject(let error): throw error
+            case .duplicate(let first, let last): return .duplicate(firstOffset: first, lastOffset: last)
+            case .append:
+                let info = try log.appendWithoutWaiting(batch)
+                producers.record(header, firstOffset: info.firstOffset, lastOffset: info.lastOffset)
+                return .appended(info)
+            }
+        }
+        switch outcome {
+        case .appended(let info): try log.waitDurable(through: info.lastOffset)
+        case .duplicate(_, let last): try log.waitDurable(through: last)
+        }
+        wakeWaiters()
+        return outcome
+    }
+
+    /// Appends an internal record batch (consumer offsets) and waits for durability.
+    func appendInternal(_ batch: RecordBatch) throws -> AppendInfo {
+        let info = try appendLock.withLock { try log.appendWithoutWaiting(batch) }
+        try log.waitDurable(through: info.lastOffset)
+        wakeWaiters()
+        return info
+    }
+
+    /// Registers a one-shot callback for the next append; nil when too many are waiting.
+    func addWaiter(_ callback: @escaping @Sendable () -> Void) -> UInt64? {
+        lock.withLock {
+            guard waiters.count < Self.waitersMax else { return nil }
+            nextWaiterId += 1
+            waiters[nextWaiterId] = callback
+            return nextWaiterId
+        }
+    }
+
+    func removeWaiter(_ id: UInt64) {
+        lock.withLock { _ = waiters.removeValue(forKey: id) }
+    }
+
+    func wakeWaiters() {
+        let callbacks: [@Sendable () -> Void] = lock.withLock {
+            defer { waiters.removeAll(keepingCapacity: true) }
+            return Array(waiters.values)
+        }
+        for callback in callbacks { callback() }
+    }
+
+    /// Replaces the log with one opened with new settings (after `alter`).
+    func reopen(config: LogConfig, logger: Logger) throws {
+        try appendLock.withLock {
+            let old = log
+            try old.close()
+            let reopened = try PartitionLog.open(directory: directory, config: config, logger: logger)
+            lock.withLock { currentLog = reopened }
+        }
+    }
+
+    func close() throws {
+        try appendLock.withLock { try log.close() }
+        wakeWaiters()
+    }
+}

@@ -1,0 +1,46 @@
+import NIOConcurrencyHelpers
+import SluiceLog
+import SluiceWire
+
+/// Hands out producer ids for idempotent producers, unique across restarts.
+///
+/// Ids are reserved in blocks: `meta/producer-ids` holds the first id of the next block and is written
+/// (atomically, fsynced) before any id of the current block is handed out, so a crash can skip ids but
+/// never reuse one.
+final class ProducerIdAllocator: @unchecked Sendable {
+    static let blockSize: Int64 = 1000
+    private let directory: String
+    private let lock = NIOLock()
+    private var next: Int64 = 0
+    private var blockEnd: Int64 = 0
+
+    init(directory: String) { self.directory = directory }
+
+    private var path: String { directory + "/producer-ids" }
+
+    /// A new id with epoch 0, or, for an existing id, the same id with the next epoch (which fences
+    /// the previous instance of that producer).
+    func allocate(existing: Int64, epoch: Int16) throws -> (Int64, Int16) {
+        if existing >= 0 {
+            guard epoch >= 0 && epoch < Int16.max else {
+                throw WireError(.invalidProducerEpoch, "producer \(existing) epoch \(epoch) cannot be bumped; request a new producer id")
+            }
+            return (existing, epoch + 1)
+        }
+        return (try lock.withLock {
+            if next >= blockEnd {
+                var start: Int64 = 0
+                if let bytes = try FileSystem.readSmallFile(path, limit: 64), let text = String(validating: bytes, as: UTF8.self),
+                   let stored = Int64(text.trimmed()) {
+                    start = max(stored, next)
+                }
+                try FileSystem.createDirectory(directory)
+                try FileSystem.writeAtomically(Array("\(start + Self.blockSize)\n".utf8), to: path, directory: directory)
+                next = start
+                blockEnd = start + Self.blockSize
+            }
+            defer { next += 1 }
+            return next
+        }, 0)
+    }
+}
