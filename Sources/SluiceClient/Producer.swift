@@ -1,0 +1,293 @@
+import NIOCore
+import SluiceCompression
+import SluiceCore
+import SluiceWire
+
+/// A record to produce. Without a partition it is placed by its key (Kafka's murmur2 hash, so the
+/// same key lands on the same partition as with Kafka clients) or, without a key, on a sticky
+/// partition that changes when a batch fills.
+public struct ProducerRecord: Sendable {
+    public var topic: String
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [RecordHeader]
+    public var partition: Int32?
+    /// Epoch milliseconds; nil = now.
+    public var timestamp: Int64?
+
+    public init(topic: String, key: [UInt8]? = nil, value: [UInt8]?, headers: [RecordHeader] = [], partition: Int32? = nil,
+                timestamp: Int64? = nil) {
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.partition = partition
+        self.timestamp = timestamp
+    }
+}
+
+/// Where a produced record was stored.
+public struct RecordMetadata: Sendable, Hashable {
+    public var topic: String
+    public var partition: Int32
+    /// −1 with acks=none (the broker does not answer).
+    public var offset: Int64
+}
+
+public struct ProducerConfig: Sendable {
+    public var acks: Acks = .all
+    /// How long a batch waits for more records before it is sent.
+    public var lingerMs: Int64 = 5
+    /// A partition's batch is sent once its records reach this many bytes (before compression).
+    public var batchBytes = 256 * 1024
+    public var codec: CompressionCodec = .none
+    /// Producer id and sequence numbers, so retries are stored once. Off for acks=none.
+    public var idempotent = true
+    /// Batches per partition sent but not yet answered.
+    public var inFlightPerPartitionMax = 5
+    /// Records buffered but not yet acknowledged, over all partitions; `send` waits beyond this.
+    public var bufferedRecordsMax = 1_000_000
+    /// Retries of a batch after retriable errors, with `retryBackoffMs` between them.
+    public var retriesMax = 10
+    public var retryBackoffMs: Int64 = 100
+
+    public init() {}
+}
+
+/// Batches records per partition, compresses and sends them, retries, and reports each record's
+/// offset. With idempotence (the default), every batch carries the producer id, epoch and its first
+/// sequence number, so a batch retried after a lost answer is stored exactly once.
+public actor Producer {
+    public typealias Completion = @Sendable (Result<RecordMetadata, SluiceClientError>) -> Void
+
+    private struct Pending {
+        var records: [Record] = []
+        var completions: [Completion?] = []
+        var bytes = 0
+        var lingerScheduled = false
+    }
+
+    private struct Sealed {
+        var key: TopicPartitionKey
+        var batch: RecordBatch
+        var completions: [Completion?]
+        var attempts = 0
+    }
+
+    private struct PartitionState {
+        var pending = Pending()
+        var nextSequence: Int32 = 0
+        var inFlight = 0
+        var waiting: [Sealed] = []
+    }
+
+    public let client: SluiceClient
+    public let config: ProducerConfig
+    private var partitions: [TopicPartitionKey: PartitionState] = [:]
+    private var partitionCounts: [String: Int32] = [:]
+    private var sticky: [String: StickyPartitioner] = [:]
+    private var producerId: Int64 = -1
+    private var producerEpoch: Int16 = -1
+    private var buffered = 0
+    private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    public init(client: SluiceClient, config: ProducerConfig = ProducerConfig()) {
+        self.client = client
+        self.config = config
+    }
+
+    /// Sends one record and waits for its acknowledgement.
+    public func send(_ record: ProducerRecord) async throws -> RecordMetadata {
+        try await withCheckedThrowingContinuation { continuation in
+            Task { await self.enqueueOrFail(record) { continuation.resume(with: $0.mapError { $0 as any Error }) } }
+        }
+    }
+
+    private func enqueueOrFail(_ record: ProducerRecord, completion: @escaping Completion) async {
+        do { try await enqueue(record, completion: completion) } catch let error as SluiceClientError {
+            completion(.failure(error))
+        } catch {
+            completion(.failure(SluiceClientError(.invalidArgument, "\(error)")))
+        }
+    }
+
+    /// Buffers a record; `completion` is called when it is acknowledged or has failed for good.
+    /// Waits while `bufferedRecordsMax` records are outstanding.
+    public func enqueue(_ record: ProducerRecord, completion: Completion? = nil) async throws {
+        while buffered >= config.bufferedRecordsMax {
+            await withCheckedContinuation { spaceWaiters.append($0) }
+        }
+        if config.idempotent && config.acks != .none && producerId < 0 {
+            (producerId, producerEpoch) = try await client.initProducerId()
+        }
+        let partition = try await choosePartition(record)
+        let key = TopicPartitionKey(topic: record.topic, partition: partition)
+        let timestamp = record.timestamp ?? SystemWallClock().nowMilliseconds()
+        var state = partitions[key] ?? PartitionState()
+        let stored = Record(offset: Int64(state.pending.records.count), timestamp: timestamp, key: record.key,
+                            value: record.value, headers: record.headers)
+        state.pending.bytes += 21 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+            + record.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 4 }
+        state.pending.records.append(stored)
+        state.pending.completions.append(completion)
+        buffered += 1
+        let full = state.pending.bytes >= config.batchBytes
+        let needsLinger = !full && !state.pending.lingerScheduled
+        if needsLinger { state.pending.lingerScheduled = true }
+        partitions[key] = state
+        if full {
+            if record.key == nil && record.partition == nil { sticky[record.topic]?.batchFull() }
+            seal(key)
+        } else if needsLinger {
+            let linger = config.lingerMs
+            Task {
+                try? await Task.sleep(nanoseconds: UInt64(max(linger, 0)) * 1_000_000)
+                await self.lingerExpired(key)
+            }
+        }
+    }
+
+    /// Sends everything buffered and waits until every record is acknowledged or failed (failures
+    /// are reported through each record's completion).
+    public func flush() async {
+        for key in partitions.keys { seal(key) }
+        while buffered > 0 {
+            await withCheckedContinuation { idleWaiters.append($0) }
+        }
+    }
+
+    private func lingerExpired(_ key: TopicPartitionKey) {
+        guard partitions[key]?.pending.lingerScheduled == true else { return }
+        seal(key)
+    }
+
+    private func choosePartition(_ record: ProducerRecord) async throws -> Int32 {
+        let count: Int32
+        if let known = partitionCounts[record.topic] {
+            count = known
+        } else {
+            let metadata = try await client.topicMetadata(record.topic)
+            count = Int32(metadata.partitions.count)
+            guard count > 0 else { throw SluiceClientError(.broker(.unknownTopicOrPartition), "topic '\(record.topic)' has no partitions") }
+            partitionCounts[record.topic] = count
+        }
+        if let partition = record.partition {
+            guard partition >= 0 && partition < count else {
+                throw SluiceClientError(.broker(.unknownTopicOrPartition),
+                    "topic '\(record.topic)' has partitions 0...\(count - 1); partition \(partition) does not exist")
+            }
+            return partition
+        }
+        if let key = record.key { return Partitioner.partition(forKey: key, partitionCount: count) }
+        if sticky[record.topic] == nil {
+            sticky[record.topic] = StickyPartitioner(partitionCount: count, seed: UInt64.random(in: 0...UInt64(UInt32.max)))
+        }
+        return sticky[record.topic]?.partition() ?? 0
+    }
+
+    /// Turns a partition's pending records into a batch and sends it (or queues it behind in-flight ones).
+    private func seal(_ key: TopicPartitionKey) {
+        guard var state = partitions[key], !state.pending.records.isEmpty else { return }
+        let pending = state.pending
+        state.pending = Pending()
+        let sequence = state.nextSequence
+        let idempotent = producerId >= 0
+        if idempotent {
+            let next = Int64(sequence) + Int64(pending.records.count)
+            state.nextSequence = next > Int64(Int32.max) ? Int32(next - Int64(Int32.max) - 1) : Int32(next)
+        }
+        do {
+            let batch = try RecordBatch.build(records: pending.records, codec: config.codec,
+                                              producerId: idempotent ? producerId : -1, producerEpoch: idempotent ? producerEpoch : -1,
+                                              baseSequence: idempotent ? sequence : -1)
+            state.waiting.append(Sealed(key: key, batch: batch, completions: pending.completions))
+        } catch {
+            partitions[key] = state
+            finish(pending.completions, .failure(SluiceClientError(.invalidArgument, "cannot encode a batch for \(key): \(error)")))
+            return
+        }
+        partitions[key] = state
+        pump(key)
+    }
+
+    /// Sends waiting batches while the in-flight bound allows.
+    private func pump(_ key: TopicPartitionKey) {
+        guard var state = partitions[key] else { return }
+        while state.inFlight < config.inFlightPerPartitionMax && !state.waiting.isEmpty {
+            let sealed = state.waiting.removeFirst()
+            state.inFlight += 1
+            Task { await self.transmit(sealed) }
+        }
+        partitions[key] = state
+    }
+
+    private func transmit(_ sealed: Sealed) async {
+        let request = ProduceRequest(acks: config.acks, timeoutMs: 30_000, topics: [
+            .init(name: sealed.key.topic, partitions: [.init(partition: sealed.key.partition, records: ByteBuffer(bytes: sealed.batch.bytes))]),
+        ])
+        let outcome: Result<Int64, SluiceClientError>
+        do {
+            if config.acks == .none {
+                let connection = try await client.connection()
+                try await connection.sendWithoutResponse(.produce, request)
+                outcome = .success(-1)
+            } else {
+                let response = try await client.send(.produce, request, expecting: ProduceResponse.self)
+                guard let answer = response.topics.first?.partitions.first else {
+                    throw SluiceClientError(.protocolViolation, "the produce answer names no partition")
+                }
+                if let error = answer.wireError { throw SluiceClientError(error) }
+                outcome = .success(answer.baseOffset)
+            }
+        } catch let error as SluiceClientError {
+            outcome = .failure(error)
+        } catch {
+            outcome = .failure(SluiceClientError(.protocolViolation, "\(error)"))
+        }
+        await completed(sealed, outcome)
+    }
+
+    private func completed(_ sealed: Sealed, _ outcome: Result<Int64, SluiceClientError>) async {
+        switch outcome {
+        case .success(let base):
+            partitions[sealed.key]?.inFlight -= 1
+            for (index, completion) in sealed.completions.enumerated() {
+                completion?(.success(RecordMetadata(topic: sealed.key.topic, partition: sealed.key.partition,
+                                                    offset: base < 0 ? -1 : base + Int64(index))))
+            }
+            release(sealed.completions.count)
+        case .failure(let error):
+            let retriable = error.isRetriable || (error.code == .outOfOrderSequence && sealed.attempts > 0)
+            if retriable && sealed.attempts < config.retriesMax {
+                var again = sealed
+                again.attempts += 1
+                try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
+                await transmit(again)
+                return
+            }
+            partitions[sealed.key]?.inFlight -= 1
+            finish(sealed.completions, .failure(error))
+        }
+        pump(sealed.key)
+    }
+
+    private func finish(_ completions: [Completion?], _ result: Result<RecordMetadata, SluiceClientError>) {
+        for completion in completions { completion?(result) }
+        release(completions.count)
+    }
+
+    private func release(_ count: Int) {
+        buffered -= count
+        if buffered < config.bufferedRecordsMax {
+            let waiters = spaceWaiters
+            spaceWaiters.removeAll()
+            for waiter in waiters { waiter.resume() }
+        }
+        if buffered == 0 {
+            let waiters = idleWaiters
+            idleWaiters.removeAll()
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+}

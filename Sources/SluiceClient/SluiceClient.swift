@@ -1,0 +1,229 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SluiceWire
+
+/// A broker address, `host:port`.
+public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port[,host:port...]`.
+    public static func parseList(_ text: String) throws -> [BrokerAddress] {
+        let parts = text.split(separator: ",").map { String($0).filter { !$0.isWhitespace } }
+        guard !parts.isEmpty else {
+            throw SluiceClientError(.invalidArgument, "no broker address given; use host:port, for example 127.0.0.1:9400")
+        }
+        return try parts.map { part in
+            guard let colon = part.lastIndex(of: ":"), let port = Int(part[part.index(after: colon)...]),
+                  (1...65535).contains(port), colon != part.startIndex else {
+                throw SluiceClientError(.invalidArgument, "'\(part)' is not a broker address; use host:port, for example 127.0.0.1:9400")
+            }
+            return BrokerAddress(host: String(part[..<colon]), port: port)
+        }
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// A topic as `describeTopic` reports it.
+public struct TopicDescription: Sendable, Hashable {
+    public var name: String
+    public var isInternal: Bool
+    public var partitions: [PartitionMetadata]
+    public var configs: [ConfigEntry]
+}
+
+/// The async client: admin calls and the building blocks `Producer` and `Consumer` use.
+///
+/// Talks to the first reachable bootstrap broker over one pipelined connection, reconnecting when it
+/// drops. (Routing requests to each partition's leader arrives with replication.)
+public final class SluiceClient: @unchecked Sendable {
+    public let brokers: [BrokerAddress]
+    public let clientId: String
+    public let requestTimeoutMs: Int64
+    let group: any EventLoopGroup
+    private let ownsGroup: Bool
+    private let lock = NIOLock()
+    private var connection: BrokerConnection?
+
+    public init(brokers: [BrokerAddress], clientId: String = "sluice", requestTimeoutMs: Int64 = 30_000,
+                eventLoopGroup: (any EventLoopGroup)? = nil) {
+        precondition(!brokers.isEmpty, "at least one bootstrap broker")
+        self.brokers = brokers
+        self.clientId = clientId
+        self.requestTimeoutMs = requestTimeoutMs
+        if let eventLoopGroup {
+            self.group = eventLoopGroup
+            self.ownsGroup = false
+        } else {
+            self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            self.ownsGroup = true
+        }
+    }
+
+    /// Closes the connection (and the event loop the client made for itself).
+    public func close() async {
+        let current = lock.withLock { () -> BrokerConnection? in
+            defer { connection = nil }
+            return connection
+        }
+        await current?.close()
+        if ownsGroup { try? await group.shutdownGracefully() }
+    }
+
+    /// The live connection, connecting to the bootstrap brokers in turn when there is none.
+    public func connection() async throws -> BrokerConnection {
+        if let current = lock.withLock({ connection }), current.isActive { return current }
+        var failures: [String] = []
+        for address in brokers {
+            do {
+                let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
+                lock.withLock { connection = fresh }
+                return fresh
+            } catch let error as SluiceClientError {
+                failures.append(error.message)
+            }
+        }
+        if failures.count == 1 { throw SluiceClientError(.unreachable, failures[0]) }
+        throw SluiceClientError(.unreachable, "no broker reachable:\n  " + failures.joined(separator: "\n  "))
+    }
+
+    /// Sends one request, reconnecting once if the connection had dropped.
+    public func send<Request: WireMessage, Response: WireMessage>(_ api: ApiKey, _ request: Request, expecting: Response.Type,
+                                                                  timeoutMs: Int64? = nil) async throws -> Response {
+        let connection = try await connection()
+        return try await connection.send(api, request, expecting: Response.self, timeoutMs: timeoutMs ?? requestTimeoutMs)
+    }
+
+    // MARK: Admin
+
+    public func apiVersions() async throws -> ApiVersionsResponse {
+        try await send(.apiVersions, ApiVersionsRequest(), expecting: ApiVersionsResponse.self)
+    }
+
+    public func metadata(topics: [String]? = nil, includeInternal: Bool = false) async throws -> MetadataResponse {
+        try await send(.metadata, MetadataRequest(topics: topics, includeInternal: includeInternal), expecting: MetadataResponse.self)
+    }
+
+    /// A topic's metadata, or an `unknown_topic_or_partition` error naming it.
+    public func topicMetadata(_ name: String) async throws -> TopicMetadata {
+        let response = try await metadata(topics: [name])
+        guard let topic = response.topics.first(where: { $0.name == name }) else {
+            throw SluiceClientError(.protocolViolation, "the broker's metadata does not mention topic '\(name)'")
+        }
+        if topic.error != .none {
+            throw SluiceClientError(WireError(topic.error, topic.errorMessage ?? "topic '\(name)' does not exist"))
+        }
+        return topic
+    }
+
+    public func createTopic(_ name: String, partitions: Int32, replicationFactor: Int16 = 1, configs: [String: String] = [:]) async throws {
+        let request = CreateTopicsRequest(topics: [.init(name: name, partitions: partitions, replicationFactor: replicationFactor,
+                                                         configs: configs.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) })])
+        let response = try await send(.createTopics, request, expecting: TopicResultsResponse.self)
+        if let error = response.topics.first?.wireError { throw SluiceClientError(error) }
+    }
+
+    public func deleteTopic(_ name: String) async throws {
+        let response = try await send(.deleteTopics, DeleteTopicsRequest(names: [name]), expecting: TopicResultsResponse.self)
+        if let error = response.topics.first?.wireError { throw SluiceClientError(error) }
+    }
+
+    /// Sets (value) or resets to the default (nil) topic configs.
+    public func alterTopic(_ name: String, configs: [String: String?]) async throws {
+        let entries = configs.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) }
+        let response = try await send(.alterConfigs, AlterConfigsRequest(topics: [.init(name: name, configs: entries)]),
+                                      expecting: TopicResultsResponse.self)
+        if let error = response.topics.first?.wireError { throw SluiceClientError(error) }
+    }
+
+    public func describeTopic(_ name: String) async throws -> TopicDescription {
+        let topic = try await topicMetadata(name)
+        let configs = try await send(.describeConfigs, DescribeConfigsRequest(topics: [name]), expecting: DescribeConfigsResponse.self)
+        guard let entry = configs.topics.first else {
+            throw SluiceClientError(.protocolViolation, "the broker's config answer does not mention topic '\(name)'")
+        }
+        if entry.error != .none { throw SluiceClientError(WireError(entry.error, entry.errorMessage ?? "")) }
+        return TopicDescription(name: name, isInternal: topic.isInternal, partitions: topic.partitions, configs: entry.configs)
+    }
+
+    /// Offsets per partition for a timestamp (`ListOffsetsRequest.latestTimestamp`, `earliestTimestamp`, or epoch ms).
+    public func listOffsets(topic: String, partitions: [Int32], timestamp: Int64) async throws -> [Int32: Int64] {
+        let request = ListOffsetsRequest(topics: [.init(name: topic, partitions: partitions.map { .init(partition: $0, timestamp: timestamp) })])
+        let response = try await send(.listOffsets, request, expecting: ListOffsetsResponse.self)
+        var result: [Int32: Int64] = [:]
+        for p in response.topics.first?.partitions ?? [] {
+            if p.error != .none { throw SluiceClientError(WireError(p.error, p.errorMessage ?? "")) }
+            result[p.partition] = p.offset
+        }
+        return result
+    }
+
+    public func initProducerId(existing: Int64 = -1, epoch: Int16 = -1) async throws -> (Int64, Int16) {
+        let response = try await send(.initProducerId, InitProducerIdRequest(producerId: existing, producerEpoch: epoch),
+                                      expecting: InitProducerIdResponse.self)
+        return (response.producerId, response.producerEpoch)
+    }
+
+    // MARK: Groups
+
+    public func listGroups() async throws -> [ListGroupsResponse.Group] {
+        try await send(.listGroups, ListGroupsRequest(), expecting: ListGroupsResponse.self).groups
+    }
+
+    public func describeGroup(_ id: String) async throws -> DescribeGroupsResponse.Group {
+        let response = try await send(.describeGroups, DescribeGroupsRequest(groupIds: [id]), expecting: DescribeGroupsResponse.self)
+        guard let group = response.groups.first else {
+            throw SluiceClientError(.protocolViolation, "the broker's answer does not mention group '\(id)'")
+        }
+        if group.error != .none { throw SluiceClientError(WireError(group.error, group.errorMessage ?? "")) }
+        return group
+    }
+
+    /// Committed offsets of a group (−1 where none); all of them when `topics` is nil.
+    public func fetchOffsets(group: String, topics: [TopicPartitions]? = nil) async throws -> [TopicPartitionKey: Int64] {
+        let response = try await send(.offsetFetch, OffsetFetchRequest(groupId: group, topics: topics), expecting: OffsetFetchResponse.self)
+        var result: [TopicPartitionKey: Int64] = [:]
+        for topic in response.topics {
+            for p in topic.partitions { result[TopicPartitionKey(topic: topic.name, partition: p.partition)] = p.offset }
+        }
+        return result
+    }
+
+    /// Commits offsets; `memberId` "" and epoch −1 commit outside membership (only for a group with
+    /// no members, as `group reset` does).
+    public func commitOffsets(group: String, memberId: String = "", memberEpoch: Int32 = -1,
+                              offsets: [TopicPartitionKey: Int64]) async throws {
+        var byTopic: [String: [OffsetCommitRequest.Partition]] = [:]
+        for (key, offset) in offsets { byTopic[key.topic, default: []].append(.init(partition: key.partition, offset: offset)) }
+        let request = OffsetCommitRequest(groupId: group, memberId: memberId, memberEpoch: memberEpoch,
+                                          topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value.sorted { $0.partition < $1.partition }) })
+        let response = try await send(.offsetCommit, request, expecting: PartitionErrorsResponse.self)
+        for topic in response.topics {
+            for p in topic.partitions where p.error != .none {
+                throw SluiceClientError(WireError(p.error, "\(topic.name)[\(p.partition)]: \(p.errorMessage ?? "")"))
+            }
+        }
+    }
+}
+
+/// A topic and partition, as a dictionary key.
+public struct TopicPartitionKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.topic, a.partition) < (b.topic, b.partition) }
+
+    public var description: String { "\(topic)[\(partition)]" }
+}
