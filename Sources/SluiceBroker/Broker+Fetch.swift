@@ -4,14 +4,22 @@ import SluiceCore
 import SluiceLog
 import SluiceWire
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Fetch: read whole batches from each requested partition; when fewer than `minBytes` are there,
 // hold the request (long poll) until an append to one of its partitions or `maxWaitMs`.
 
 extension Broker {
+    /// One partition's answer: where its batches lie in a segment file (sent with sendfile, never
+    /// copied through Swift buffers), or nothing.
     struct FetchedPartition {
         var head: FetchPartitionHead
-        var bytes: [UInt8]
+        var region: LogRegion?
         var logEndOffset: Int64
+
+        var byteCount: Int { region?.length ?? 0 }
     }
 
     struct FetchedTopic {
@@ -22,11 +30,12 @@ extension Broker {
     func fetch(_ request: FetchRequest, header: RequestHeader, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
         let maxWait = max(0, min(request.maxWaitMs, config.fetchWaitMsMax))
         return ioPool.runIfActive(eventLoop: eventLoop) { [self] in read(request) }.flatMap { [self] first in
-            let total = first.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + $1.bytes.count } }
+            let total = first.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + $1.byteCount } }
             let failed = first.contains { $0.partitions.contains { $0.head.error != .none } }
             if total >= Int(request.minBytes) || maxWait == 0 || failed {
                 return eventLoop.makeSucceededFuture(encodeFetch(first, header))
             }
+            Self.closeRegions(first)
             return waitForData(request, seen: first, maxWaitMs: maxWait, eventLoop: eventLoop).flatMap { [self] in
                 ioPool.runIfActive(eventLoop: eventLoop) { [self] in encodeFetch(read(request), header) }
             }
@@ -75,38 +84,73 @@ extension Broker {
                     let partition = try registry.partition(topic.name, requested.partition)
                     let log = partition.log
                     let limit = min(Int(max(requested.partitionMaxBytes, 1)), max(budget, 1))
-                    let result = try log.read(from: requested.fetchOffset, maxBytes: limit)
-                    budget -= result.bytes.count
+                    let (region, start, end) = try log.readRegion(from: requested.fetchOffset, maxBytes: limit)
+                    budget -= region?.length ?? 0
                     return FetchedPartition(
-                        head: FetchPartitionHead(partition: requested.partition, highWatermark: result.logEndOffset,
-                                                 logStartOffset: result.logStartOffset),
-                        bytes: result.bytes, logEndOffset: result.logEndOffset)
+                        head: FetchPartitionHead(partition: requested.partition, highWatermark: end, logStartOffset: start),
+                        region: region, logEndOffset: end)
                 } catch {
                     let wire = wireError(for: error, api: .fetch)
                     return FetchedPartition(
                         head: FetchPartitionHead(partition: requested.partition, error: wire.code, errorMessage: wire.message,
                                                  highWatermark: -1, logStartOffset: -1),
-                        bytes: [], logEndOffset: -1)
+                        region: nil, logEndOffset: -1)
                 }
             })
         }
     }
 
+    /// Writes the response as buffers for the fixed fields and file regions for the records.
     private func encodeFetch(_ topics: [FetchedTopic], _ header: RequestHeader) -> BrokerResponse {
-        let total = topics.reduce(0) { $0 + $1.partitions.reduce(0) { $0 + $1.bytes.count + 64 } }
-        var buffer = ByteBufferAllocator().buffer(capacity: total + 64)
-        let start = buffer.writerIndex
+        var parts: [IOData] = []
+        var handles: [NIOFileHandle] = []
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
         FrameEncoder.encodeResponseHead(correlationId: header.correlationId, error: nil, bodySize: 0, into: &buffer)
         var writer = WireWriter(buffer)
-        writer.write(topics) { w, topic in
-            w.write(topic.name)
-            w.write(topic.partitions) { w, partition in
-                partition.head.encode(to: &w)
-                w.write(bytes: partition.bytes)
+        var regionBytes = 0
+        writer.write(Int32(topics.count))
+        for topic in topics {
+            writer.write(topic.name)
+            writer.write(Int32(topic.partitions.count))
+            for partition in topic.partitions {
+                partition.head.encode(to: &writer)
+                guard let region = partition.region else {
+                    writer.write(Int32(0))
+                    continue
+                }
+                writer.write(Int32(region.length))
+                parts.append(.byteBuffer(writer.buffer))
+                writer = WireWriter(ByteBufferAllocator().buffer(capacity: 128))
+                let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: region.descriptor)
+                handles.append(handle)
+                parts.append(.fileRegion(FileRegion(fileHandle: handle, readerIndex: region.position, endIndex: region.position + region.length)))
+                regionBytes += region.length
             }
         }
-        buffer = writer.buffer
-        buffer.setInteger(Int32(buffer.writerIndex - start - 4), at: start, endianness: .big)
-        return .buffer(buffer)
+        parts.append(.byteBuffer(writer.buffer))
+        // The frame size covers every part after the size field itself.
+        let total = parts.reduce(0) { sum, part in
+            switch part {
+            case .byteBuffer(let b): sum + b.readableBytes
+            case .fileRegion(let r): sum + r.readableBytes
+            }
+        }
+        guard case .byteBuffer(var first) = parts[0] else { preconditionFailure("a fetch response starts with a buffer") }
+        first.setInteger(Int32(total - 4), at: first.readerIndex, endianness: .big)
+        parts[0] = .byteBuffer(first)
+        if handles.isEmpty, case .byteBuffer(var only) = parts[0] {
+            for case .byteBuffer(var rest) in parts.dropFirst() { only.writeBuffer(&rest) }
+            return .buffer(only)
+        }
+        return .parts(parts, cleanup: { [handles] in for handle in handles { try? handle.close() } })
+    }
+
+    /// Closes the descriptors of a read that will not be sent.
+    static func closeRegions(_ topics: [FetchedTopic]) {
+        for topic in topics {
+            for partition in topic.partitions {
+                if let region = partition.region { close(region.descriptor) }
+            }
+        }
     }
 }

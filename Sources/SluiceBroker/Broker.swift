@@ -107,7 +107,18 @@ public final class Broker: @unchecked Sendable {
         guard let channel else { return }
         try? await channel.close()
         registry.wakeAllWaiters()
-        await waitForIdle()
+        // Requests already received get their answers; a request stuck past the bound does not keep
+        // the broker from closing its logs cleanly.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForIdle() }
+            group.addTask {
+                try? await Task.sleep(nanoseconds: Self.shutdownWaitNanos)
+                self.releaseIdleWaiters()
+            }
+            await group.next()
+            group.cancelAll()
+            self.releaseIdleWaiters()
+        }
         try? await ioPool.runIfActive { [self] in
             registry.closeAll()
             dataLock?.release()
@@ -126,6 +137,17 @@ public final class Broker: @unchecked Sendable {
             }
             if idle { continuation.resume() }
         }
+    }
+
+    /// Longest shutdown waits for in-flight requests.
+    static let shutdownWaitNanos: UInt64 = 10_000_000_000
+
+    private func releaseIdleWaiters() {
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+            defer { idleWaiters.removeAll() }
+            return idleWaiters
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     func connectionOpened() { lock.withLock { connections += 1 } }

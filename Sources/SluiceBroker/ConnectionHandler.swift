@@ -113,7 +113,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             var buffer = context.channel.allocator.buffer(capacity: 256)
             FrameEncoder.encodeError(WireError(.invalidRequest, "unreadable frame: \(decoding.reason); closing the connection").bounded,
                                      correlationId: -1, into: &buffer)
-            context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer))).whenComplete { _ in context.close(promise: nil) }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer))).whenComplete { _ in bound.value.close(promise: nil) }
         } else {
             context.close(promise: nil)
         }

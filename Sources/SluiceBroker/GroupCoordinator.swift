@@ -66,8 +66,8 @@ final class GroupCoordinator: @unchecked Sendable {
                         for record in try RecordBatch.records(in: UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize]), limits: log.config.limits) {
                             records += 1
                             guard let key = record.key, let (group, tp) = Self.decodeKey(key) else { continue }
-                            if let value = record.value, let committed = Self.decodeValue(value) {
-                                loaded[group, default: [:]][tp] = committed
+                            if let value = record.value {
+                                if let committed = Self.decodeValue(value) { loaded[group, default: [:]][tp] = committed }
                             } else {
                                 loaded[group]?[tp] = nil
                             }
@@ -110,7 +110,7 @@ final class GroupCoordinator: @unchecked Sendable {
                 guard groups.count + offsets.count < Self.groupsMax || offsets[request.groupId] != nil else {
                     throw WireError(.groupFull, "the broker tracks \(Self.groupsMax) groups, its limit")
                 }
-                group = GroupStateMachine(groupId: request.groupId)
+                group = GroupStateMachine(groupId: request.groupId, memberIdSequenceStart: UInt64(max(0, Self.nowMs())))
             }
             let result = group.heartbeat(input, nowMs: Self.nowMs(), topicPartitionCounts: counts)
             groups[request.groupId] = group
@@ -171,6 +171,11 @@ final class GroupCoordinator: @unchecked Sendable {
         try Self.validateGroupId(request.groupId)
         try lock.withLock {
             if let group = groups[request.groupId] {
+                let members = group.describeMembers().count
+                if request.memberEpoch == -1 && request.memberId.isEmpty && members > 0 {
+                    throw WireError(.groupNotEmpty,
+                        "group '\(request.groupId)' has \(members) active member(s); stop its consumers before changing its offsets")
+                }
                 if let error = group.validateCommit(memberId: request.memberId, memberEpoch: request.memberEpoch) {
                     throw Self.wireError(error)
                 }
@@ -306,9 +311,15 @@ final class GroupCoordinator: @unchecked Sendable {
 
     static func decodeKey(_ bytes: [UInt8]) -> (String, GroupTopicPartition)? {
         var reader = WireReader(ByteBuffer(bytes: bytes))
-        guard (try? reader.readInt16()) == 0, let group = try? reader.readString(), let topic = try? reader.readString(),
-              let partition = try? reader.readInt32() else { return nil }
-        return (group, GroupTopicPartition(topic: topic, partition: partition))
+        do {
+            guard try reader.readInt16("version") == 0 else { return nil }
+            let group = try reader.readString("group")
+            let topic = try reader.readString("topic")
+            let partition = try reader.readInt32("partition")
+            return (group, GroupTopicPartition(topic: topic, partition: partition))
+        } catch {
+            return nil
+        }
     }
 
     static func encodeValue(_ committed: Committed, now: Int64) -> [UInt8] {
@@ -320,10 +331,18 @@ final class GroupCoordinator: @unchecked Sendable {
         return Array(writer.buffer.readableBytesView)
     }
 
+    /// nil for an unreadable value (a newer version): skipped, not treated as a deletion.
     static func decodeValue(_ bytes: [UInt8]) -> Committed? {
         var reader = WireReader(ByteBuffer(bytes: bytes))
-        guard (try? reader.readInt16()) == 0, let offset = try? reader.readInt64(), let metadata = try? reader.readNullableString() else { return nil }
-        return Committed(offset: offset, metadata: metadata)
+        do {
+            guard try reader.readInt16("version") == 0 else { return nil }
+            let offset = try reader.readInt64("offset")
+            // (`try?` would flatten a null metadata string into a failure.)
+            let metadata = try reader.readNullableString("metadata")
+            return Committed(offset: offset, metadata: metadata)
+        } catch {
+            return nil
+        }
     }
 }
 

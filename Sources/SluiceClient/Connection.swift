@@ -88,6 +88,12 @@ public final class BrokerConnection: @unchecked Sendable {
     }
 
     func sendRaw<Request: WireMessage>(_ api: ApiKey, _ request: Request, timeoutMs: Int64) async throws -> ResponseFrame {
+        try await start(api, request, timeoutMs: timeoutMs).get()
+    }
+
+    /// Writes the request now (so requests started one after another reach the broker in that order)
+    /// and returns the future answer.
+    public func start<Request: WireMessage>(_ api: ApiKey, _ request: Request, timeoutMs: Int64) -> EventLoopFuture<ResponseFrame> {
         let promise = channel.eventLoop.makePromise(of: ResponseFrame.self)
         // Encode and enqueue under one lock so correlation ids reach the socket in order.
         lock.withLock {
@@ -98,8 +104,18 @@ public final class BrokerConnection: @unchecked Sendable {
         let timeout = channel.eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { [host, port] in
             promise.fail(SluiceClientError(.timeout, "no answer from \(host):\(port) to \(api) within \(timeoutMs) ms"))
         }
-        defer { timeout.cancel() }
-        return try await promise.futureResult.get()
+        promise.futureResult.whenComplete { _ in timeout.cancel() }
+        return promise.futureResult
+    }
+
+    /// Decodes a response frame started with `start`.
+    public static func decode<Response: WireMessage>(_ frame: ResponseFrame, _ api: ApiKey, as: Response.Type) throws -> Response {
+        if let error = frame.error { throw SluiceClientError(error) }
+        do {
+            return try Response.decode(frame.body, version: 0)
+        } catch {
+            throw SluiceClientError(.protocolViolation, "the broker's \(api) response does not parse: \(error)")
+        }
     }
 
     public var isActive: Bool { channel.isActive }

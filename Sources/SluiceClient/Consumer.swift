@@ -144,7 +144,7 @@ public actor Consumer {
     }
 
     /// Decodes whole batches, keeping records at or after `position`; returns the next position.
-    static func decode(_ buffer: ByteBuffer, key: TopicPartitionKey, from position: Int64, into records: inout [ConsumerRecord]) throws -> Int64 {
+    public static func decode(_ buffer: ByteBuffer, key: TopicPartitionKey, from position: Int64, into records: inout [ConsumerRecord]) throws -> Int64 {
         var next = position
         var remaining = buffer
         while remaining.readableBytes >= RecordBatchHeader.size {

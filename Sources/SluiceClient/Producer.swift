@@ -88,6 +88,8 @@ public actor Producer {
     private var sticky: [String: StickyPartitioner] = [:]
     private var producerId: Int64 = -1
     private var producerEpoch: Int16 = -1
+    /// The connection batches are written to; requests started on it keep their order.
+    private var connection: BrokerConnection?
     private var buffered = 0
     private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -121,6 +123,7 @@ public actor Producer {
         if config.idempotent && config.acks != .none && producerId < 0 {
             (producerId, producerEpoch) = try await client.initProducerId()
         }
+        if connection == nil { connection = try await client.connection() }
         let partition = try await choosePartition(record)
         let key = TopicPartitionKey(topic: record.topic, partition: partition)
         let timestamp = record.timestamp ?? SystemWallClock().nowMilliseconds()
@@ -143,7 +146,7 @@ public actor Producer {
             let linger = config.lingerMs
             Task {
                 try? await Task.sleep(nanoseconds: UInt64(max(linger, 0)) * 1_000_000)
-                await self.lingerExpired(key)
+                self.lingerExpired(key)
             }
         }
     }
@@ -211,41 +214,61 @@ public actor Producer {
         pump(key)
     }
 
-    /// Sends waiting batches while the in-flight bound allows.
+    /// Sends waiting batches while the in-flight bound allows. Requests are written to the connection
+    /// here, in sequence order, before any suspension, so a partition's batches reach the broker in the
+    /// order of their sequence numbers.
     private func pump(_ key: TopicPartitionKey) {
         guard var state = partitions[key] else { return }
         while state.inFlight < config.inFlightPerPartitionMax && !state.waiting.isEmpty {
             let sealed = state.waiting.removeFirst()
             state.inFlight += 1
-            Task { await self.transmit(sealed) }
+            transmit(sealed)
         }
         partitions[key] = state
     }
 
-    private func transmit(_ sealed: Sealed) async {
+    private func transmit(_ sealed: Sealed) {
         let request = ProduceRequest(acks: config.acks, timeoutMs: 30_000, topics: [
             .init(name: sealed.key.topic, partitions: [.init(partition: sealed.key.partition, records: ByteBuffer(bytes: sealed.batch.bytes))]),
         ])
-        let outcome: Result<Int64, SluiceClientError>
-        do {
-            if config.acks == .none {
-                let connection = try await client.connection()
-                try await connection.sendWithoutResponse(.produce, request)
-                outcome = .success(-1)
-            } else {
-                let response = try await client.send(.produce, request, expecting: ProduceResponse.self)
-                guard let answer = response.topics.first?.partitions.first else {
-                    throw SluiceClientError(.protocolViolation, "the produce answer names no partition")
-                }
-                if let error = answer.wireError { throw SluiceClientError(error) }
-                outcome = .success(answer.baseOffset)
-            }
-        } catch let error as SluiceClientError {
-            outcome = .failure(error)
-        } catch {
-            outcome = .failure(SluiceClientError(.protocolViolation, "\(error)"))
+        if let connection, connection.isActive, config.acks != .none {
+            let answer = connection.start(.produce, request, timeoutMs: client.requestTimeoutMs)
+            Task { await self.completed(sealed, await Self.outcome(of: answer)) }
+            return
         }
-        await completed(sealed, outcome)
+        Task {
+            let outcome: Result<Int64, SluiceClientError>
+            do {
+                let fresh = try await client.connection()
+                self.connection = fresh
+                if config.acks == .none {
+                    try await fresh.sendWithoutResponse(.produce, request)
+                    outcome = .success(-1)
+                } else {
+                    outcome = await Self.outcome(of: fresh.start(.produce, request, timeoutMs: client.requestTimeoutMs))
+                }
+            } catch let error as SluiceClientError {
+                outcome = .failure(error)
+            } catch {
+                outcome = .failure(SluiceClientError(.protocolViolation, "\(error)"))
+            }
+            await self.completed(sealed, outcome)
+        }
+    }
+
+    private static func outcome(of answer: EventLoopFuture<ResponseFrame>) async -> Result<Int64, SluiceClientError> {
+        do {
+            let response = try BrokerConnection.decode(try await answer.get(), .produce, as: ProduceResponse.self)
+            guard let partition = response.topics.first?.partitions.first else {
+                throw SluiceClientError(.protocolViolation, "the produce answer names no partition")
+            }
+            if let error = partition.wireError { throw SluiceClientError(error) }
+            return .success(partition.baseOffset)
+        } catch let error as SluiceClientError {
+            return .failure(error)
+        } catch {
+            return .failure(SluiceClientError(.connectionClosed, "\(error)"))
+        }
     }
 
     private func completed(_ sealed: Sealed, _ outcome: Result<Int64, SluiceClientError>) async {
@@ -258,12 +281,14 @@ public actor Producer {
             }
             release(sealed.completions.count)
         case .failure(let error):
-            let retriable = error.isRetriable || (error.code == .outOfOrderSequence && sealed.attempts > 0)
+            // An out-of-order answer usually means an earlier batch of the partition failed and is being
+            // retried; resending in order resolves it (a batch truly lost exhausts the retries).
+            let retriable = error.isRetriable || error.code == .outOfOrderSequence
             if retriable && sealed.attempts < config.retriesMax {
                 var again = sealed
                 again.attempts += 1
                 try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
-                await transmit(again)
+                transmit(again)
                 return
             }
             partitions[sealed.key]?.inFlight -= 1

@@ -29,7 +29,7 @@ extension GroupAssignor {
 
 /// The working state of one sticky assignment; members are referred to by their index in
 /// `memberIds` (sorted), so every tie breaks the same way on every run.
-struct GroupStickyPlan {
+fileprivate struct GroupStickyPlan {
     /// Member ids, sorted.
     let memberIds: [String]
     /// Per member: the subscribed topics that exist (have partitions).
@@ -205,7 +205,7 @@ struct GroupStickyPlan {
 }
 
 /// A binary min-heap of member loads, for placing partitions on the least-loaded member.
-struct GroupLoadHeap {
+fileprivate struct GroupLoadHeap {
     /// A member and how many partitions it holds; ordered by count, then member index.
     struct Load: Comparable {
         var count: Int

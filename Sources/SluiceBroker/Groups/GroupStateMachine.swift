@@ -39,6 +39,12 @@
 /// - Hand-over takes three heartbeat rounds in the worst case: A learns of the revocation, A
 ///   confirms it, B (if it heartbeated before A's confirmation) receives the partition.
 ///
+/// ## Sessions
+/// A member expires once `nowMs >= its last heartbeat + its session timeout` (`expireMembers`).
+/// The broker times a session from when it *handled* a heartbeat, so a client that times its own
+/// session from when it *sent* one, and stops consuming when that lapses (also when the answer
+/// arrives too late), never consumes a partition the machine has freed.
+///
 /// ## Limits
 /// Every collection is bounded by `GroupLimits`; requests beyond a limit are refused with a typed
 /// error before anything changes. Joins and subscription changes stop `epochHeadroom` short of
@@ -212,6 +218,9 @@ struct GroupStateMachine: Sendable {
     private mutating func leave(
         _ request: GroupHeartbeat, _ topicPartitionCounts: [String: Int32]
     ) -> Result<GroupHeartbeatResponse, GroupError> {
+        guard !request.memberId.isEmpty else {
+            return .failure(.invalidRequest("a leave (member epoch -1) needs the member id"))
+        }
         guard let member = members[request.memberId] else { return .failure(.unknownMemberId(request.memberId)) }
         removeMember(member.id)
         refreshTarget(topicPartitionCounts, membershipChanged: true, subscriptionChanged: false)
@@ -266,7 +275,7 @@ struct GroupStateMachine: Sendable {
     /// Removes members whose last heartbeat is at least their session timeout before `nowMs` and
     /// returns their ids, sorted. Their partitions are free at once; the target is recomputed.
     mutating func expireMembers(nowMs: Int64, topicPartitionCounts: [String: Int32]) -> [String] {
-        let expired = members.values.filter { nowMs > $0.expiryMs }.map(\.id).sorted()
+        let expired = members.values.filter { nowMs >= $0.expiryMs }.map(\.id).sorted()
         for memberId in expired { removeMember(memberId) }
         refreshTarget(topicPartitionCounts, membershipChanged: !expired.isEmpty, subscriptionChanged: false)
         assert(invariantViolation() == nil, invariantViolation() ?? "")

@@ -1,0 +1,88 @@
+import SluiceCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A byte range of one segment file holding whole batches, for sending without copying (sendfile).
+///
+/// `descriptor` is a duplicate the caller owns: it must close it (after the send). The range stays
+/// valid while the descriptor is open even if the segment is deleted meanwhile.
+public struct LogRegion: Sendable {
+    public var descriptor: Int32
+    public var position: Int
+    public var length: Int
+    public var batchCount: Int
+    /// The offset after the last batch in the range.
+    public var nextOffset: Int64
+}
+
+extension PartitionLog {
+    /// Like `read`, but returns where the batches lie instead of their bytes: the batches starting
+    /// with the one that holds `offset`, within `maxBytes` (the first batch always), ending below
+    /// `maxOffset`, all from one segment. Only batch headers are read and checked (length, magic,
+    /// codec, count); CRCs are left to the consumer, which checks every batch it decodes, as Kafka's
+    /// zero-copy fetch does. Returns nil when no batch is there yet (offset at the end).
+    public func readRegion(from offset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws -> (LogRegion?, logStartOffset: Int64, logEndOffset: Int64) {
+        precondition(maxBytes > 0, "maxBytes must be positive")
+        let current = snapshot()
+        guard offset >= current.logStartOffset && offset <= current.logEndOffset else {
+            throw LogError.offsetOutOfRange(requested: offset, logStartOffset: current.logStartOffset, logEndOffset: current.logEndOffset)
+        }
+        let upper = min(maxOffset ?? current.logEndOffset, current.logEndOffset)
+        guard offset < upper else { return (nil, current.logStartOffset, current.logEndOffset) }
+        let segments = current.segments
+        var index = IndexFormat.floorIndex(segments, offset, key: { $0.baseOffset }) ?? 0
+        while index < segments.count {
+            let segment = segments[index]
+            let end = segment === current.active ? current.activeEndPosition : segment.size
+            if let region = try region(in: segment, from: max(offset, segment.baseOffset), end: end, maxBytes: maxBytes, upper: upper) {
+                return (region, current.logStartOffset, current.logEndOffset)
+            }
+            index += 1
+            if index < segments.count && segments[index].baseOffset >= upper { break }
+        }
+        return (nil, current.logStartOffset, current.logEndOffset)
+    }
+
+    private func region(in segment: LogSegment, from target: Int64, end: Int, maxBytes: Int, upper: Int64) throws -> LogRegion? {
+        let mapping = try segment.sealedMapping()
+        let headerAt: (Int) throws -> RecordBatchHeader = { [config] position in
+            if let raw = mapping?.bytes {
+                return try RecordBatch.validateHeader(UnsafeRawBufferPointer(rebasing: raw[position...]), limits: config.limits)
+            }
+            return try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
+                try RecordBatch.validateHeader($0, limits: config.limits)
+            }
+        }
+        let found: (Int, RecordBatchHeader)?
+        if let raw = mapping?.bytes {
+            found = try findBatch(in: segment, reaching: target, mapped: raw)
+        } else {
+            found = try findBatch(in: segment, reaching: target, end: end)
+        }
+        guard let (start, first) = found, first.lastOffset < upper else { return nil }
+        var used = 0
+        var count = 0
+        var next = target
+        var position = start
+        while position + RecordBatchHeader.size <= end {
+            let header: RecordBatchHeader
+            do { header = try headerAt(position) } catch let error as BatchFormatError {
+                throw LogError.corruptBatch(file: segment.path, position: position, reason: error)
+            }
+            guard position + header.totalSize <= end, header.lastOffset < upper else { break }
+            guard count == 0 || used + header.totalSize <= maxBytes else { break }
+            used += header.totalSize
+            count += 1
+            next = header.nextOffset
+            position += header.totalSize
+        }
+        guard count > 0 else { return nil }
+        let duplicate = dup(segment.log.descriptor)
+        guard duplicate >= 0 else { throw LogError.io(operation: "dup", path: segment.path, errno: errno) }
+        return LogRegion(descriptor: duplicate, position: start, length: used, batchCount: count, nextOffset: next)
+    }
+}
