@@ -42,8 +42,10 @@ final class TopicRegistry: @unchecked Sendable {
     let topicsMax: Int
     let partitionsPerTopicMax: Int32
 
-    /// Longest topic name (Kafka's limit, so names fit a directory name with the partition suffix).
-    static let topicNameBytesMax = 249
+    /// Longest topic name. Kafka allows 249, but every file name built from a topic must fit the
+    /// file system's 255 bytes: `meta/topics/<name>.topic.tmp` and `<name>-<partition>.deleting`
+    /// (partition up to 5 digits) need 10 and 15 more, and later features add suffixes of their own.
+    static let topicNameBytesMax = 200
 
     var metaDirectory: String { dataDirectory + "/meta/topics" }
 

@@ -120,8 +120,10 @@ public struct RequestFrameDecoder: ByteToMessageDecoder {
             var reader = WireReader(buffer.getSlice(at: buffer.readerIndex + 4, length: headerBytes) ?? ByteBuffer())
             let header = try? RequestHeader(from: &reader, limits: limits)
             buffer.moveReaderIndex(forwardBy: 4)
-            discardBytes = frameSize
-            _ = try next(&buffer)  // discard what has already arrived
+            // Throw away what has arrived of this frame only; a frame behind it stays in the buffer.
+            let skip = min(frameSize, buffer.readableBytes)
+            buffer.moveReaderIndex(forwardBy: skip)
+            discardBytes = frameSize - skip
             return .tooLarge(header: header, size: frameSize)
         }
         guard buffer.readableBytes >= 4 + frameSize else { return nil }

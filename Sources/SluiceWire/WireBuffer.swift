@@ -47,7 +47,8 @@ public struct WireReader {
         guard length <= buffer.readableBytes else {
             throw WireDecodingError("truncated: \(field) says \(length) bytes, \(buffer.readableBytes) left")
         }
-        guard let string = buffer.readString(length: length) else {
+        // NIO's readString repairs invalid UTF-8 with U+FFFD; the protocol refuses it instead.
+        guard let view = buffer.readSlice(length: length), let string = String(validating: view.readableBytesView, as: UTF8.self) else {
             throw WireDecodingError("\(field): not valid UTF-8")
         }
         return string
