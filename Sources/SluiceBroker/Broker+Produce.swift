@@ -8,43 +8,88 @@ import SluiceWire
 // idempotent producer's sequence, append, and answer once the flush policy is satisfied.
 
 extension Broker {
-    func produce(_ request: ProduceRequest) -> ProduceResponse {
-        ProduceResponse(topics: request.topics.map { topic in
-            ProduceResponse.Topic(name: topic.name, partitions: topic.partitions.map { requested in
+    /// A produce request after its batches were written, before they are durable.
+    struct WrittenProduce {
+        struct Item {
+            var topic: String
+            var partition: Int32
+            var target: Partition?
+            var firstOffset: Int64
+            var lastOffset: Int64
+            var error: WireError?
+        }
+
+        var items: [Item]
+    }
+
+    /// Phase one, run for one connection's produce requests strictly in arrival order: validate and
+    /// write every batch (so an idempotent producer's pipelined batches are checked in sequence order).
+    func writeProduce(_ request: ProduceRequest) -> WrittenProduce {
+        var items: [WrittenProduce.Item] = []
+        for topic in request.topics {
+            for requested in topic.partitions {
                 do {
                     let partition = try registry.partition(topic.name, requested.partition)
                     if registry.topic(topic.name)?.isInternal == true {
                         throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; clients cannot produce to it")
                     }
-                    let base = try produce(requested.records, to: partition)
-                    return .init(partition: requested.partition, baseOffset: base, logStartOffset: partition.log.logStartOffset)
+                    let (first, last) = try write(requested.records, to: partition)
+                    items.append(.init(topic: topic.name, partition: requested.partition, target: partition, firstOffset: first, lastOffset: last))
                 } catch {
-                    let wire = wireError(for: error, api: .produce)
-                    return .init(partition: requested.partition, error: wire.code, errorMessage: wire.message, baseOffset: -1, logStartOffset: -1)
+                    items.append(.init(topic: topic.name, partition: requested.partition, target: nil, firstOffset: -1, lastOffset: -1,
+                                       error: wireError(for: error, api: .produce)))
                 }
-            })
-        })
+            }
+        }
+        return WrittenProduce(items: items)
     }
 
-    /// Appends every batch in `records`; returns the first batch's base offset.
-    private func produce(_ records: ByteBuffer, to partition: Partition) throws -> Int64 {
+    /// Phase two, concurrent with later requests: wait until the writes are durable (sharing fsyncs)
+    /// and build the answer.
+    func finishProduce(_ written: WrittenProduce) -> ProduceResponse {
+        var topics: [ProduceResponse.Topic] = []
+        for item in written.items {
+            var answer: ProduceResponse.Partition
+            if let error = item.error {
+                answer = .init(partition: item.partition, error: error.code, errorMessage: error.message, baseOffset: -1, logStartOffset: -1)
+            } else if let target = item.target {
+                do {
+                    try target.waitDurable(through: item.lastOffset)
+                    answer = .init(partition: item.partition, baseOffset: item.firstOffset, logStartOffset: target.log.logStartOffset)
+                } catch {
+                    let wire = wireError(for: error, api: .produce)
+                    answer = .init(partition: item.partition, error: wire.code, errorMessage: wire.message, baseOffset: -1, logStartOffset: -1)
+                }
+            } else {
+                continue
+            }
+            if topics.last?.name == item.topic {
+                topics[topics.count - 1].partitions.append(answer)
+            } else {
+                topics.append(.init(name: item.topic, partitions: [answer]))
+            }
+        }
+        return ProduceResponse(topics: topics)
+    }
+
+    /// Writes every batch in `records`; returns the first batch's first offset and the last batch's last.
+    private func write(_ records: ByteBuffer, to partition: Partition) throws -> (Int64, Int64) {
         guard let topic = registry.topic(partition.topic) else {
             throw WireError(.unknownTopicOrPartition, "topic '\(partition.topic)' was deleted")
         }
         let maxBytes = topic.config.maxMessageBytes(defaults: registry.defaults)
         let limits = partition.log.config.limits
         var remaining = records
-        var firstOffset: Int64?
+        var first: Int64?
+        var last: Int64 = -1
         guard remaining.readableBytes > 0 else { throw WireError(.invalidRecord, "the produce request holds no record batch") }
         while remaining.readableBytes > 0 {
             let (batch, header) = try Self.takeBatch(&remaining, maxMessageBytes: maxBytes, limits: limits)
-            let outcome = try partition.append(batch, header: header)
-            switch outcome {
-            case .appended(let info): firstOffset = firstOffset ?? info.firstOffset
-            case .duplicate(let first, _): firstOffset = firstOffset ?? first
-            }
+            let outcome = try partition.appendWithoutWaiting(batch, header: header)
+            first = first ?? outcome.firstOffset
+            last = max(last, outcome.lastOffset)
         }
-        return firstOffset ?? -1
+        return (first ?? -1, last)
     }
 
     /// Cuts the next batch off `buffer` and validates it fully.

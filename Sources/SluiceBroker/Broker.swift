@@ -175,7 +175,7 @@ public final class Broker: @unchecked Sendable {
 
     /// Handles one request; the future always succeeds with something to send (errors become error
     /// responses) unless the connection must close.
-    func handle(_ frame: RequestFrame, clientHost: String, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
+    func handle(_ frame: RequestFrame, connection: ConnectionState, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
         let header = frame.header
         let accepted: Bool = lock.withLock {
             guard state == .running else { return false }
@@ -185,7 +185,7 @@ public final class Broker: @unchecked Sendable {
         guard accepted else {
             return eventLoop.makeSucceededFuture(errorResponse(WireError(.brokerShuttingDown, "the broker is shutting down; retry against another broker or after it restarts"), header))
         }
-        let future = route(frame, clientHost: clientHost, eventLoop: eventLoop).flatMapErrorThrowing { [self] error in
+        let future = route(frame, connection: connection, eventLoop: eventLoop).flatMapErrorThrowing { [self] error in
             errorResponse(wireError(for: error, api: header.apiKey), header)
         }
         future.whenComplete { [self] _ in requestDone() }
@@ -214,7 +214,7 @@ public final class Broker: @unchecked Sendable {
         return .buffer(buffer)
     }
 
-    private func route(_ frame: RequestFrame, clientHost: String, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
+    private func route(_ frame: RequestFrame, connection: ConnectionState, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
         let header = frame.header
         guard let api = header.apiKey else {
             return eventLoop.makeSucceededFuture(errorResponse(WireError(.unknownApi,
@@ -235,9 +235,15 @@ public final class Broker: @unchecked Sendable {
                 return eventLoop.makeSucceededFuture(response(metadata(request), header))
             case .produce:
                 let request = try ProduceRequest.decode(frame.body, version: header.apiVersion)
-                return onPool(eventLoop) { [self] in
-                    let answer = produce(request)
-                    return request.acks == .none ? .none : response(answer, header)
+                // Writes happen in arrival order per connection; durability waits overlap.
+                let previous = connection.produceTail ?? eventLoop.makeSucceededVoidFuture()
+                let written = previous.flatMap { [self] in ioPool.runIfActive(eventLoop: eventLoop) { [self] in writeProduce(request) } }
+                connection.produceTail = written.map { _ in () }.recover { _ in () }
+                return written.flatMap { [self] written in
+                    onPool(eventLoop) { [self] in
+                        let answer = finishProduce(written)
+                        return request.acks == .none ? .none : response(answer, header)
+                    }
                 }
             case .fetch:
                 let request = try FetchRequest.decode(frame.body, version: header.apiVersion)
@@ -265,7 +271,7 @@ public final class Broker: @unchecked Sendable {
                 }
             case .groupHeartbeat:
                 let request = try GroupHeartbeatRequest.decode(frame.body, version: header.apiVersion)
-                let answer = try groups.heartbeat(request, clientId: header.clientId ?? "", clientHost: clientHost)
+                let answer = try groups.heartbeat(request, clientId: header.clientId ?? "", clientHost: connection.clientHost)
                 return eventLoop.makeSucceededFuture(response(answer, header))
             case .offsetCommit:
                 let request = try OffsetCommitRequest.decode(frame.body, version: header.apiVersion)

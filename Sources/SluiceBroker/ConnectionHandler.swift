@@ -10,6 +10,14 @@ enum BrokerResponse: Sendable {
     case parts([IOData], cleanup: @Sendable () -> Void)
 }
 
+/// Per-connection state the broker's request routing needs. Used only on the connection's event loop.
+final class ConnectionState: @unchecked Sendable {
+    var clientHost = "unknown"
+    /// Completes when this connection's latest produce request has written its batches: the next one
+    /// writes after it, so pipelined batches of an idempotent producer keep their order.
+    var produceTail: EventLoopFuture<Void>?
+}
+
 /// Handles one connection: hands each request to the broker and writes the answers in request order,
 /// even though they finish out of order (a long-polling fetch does not block a produce behind it in
 /// the broker, only in the reply stream, as the protocol demands).
@@ -28,7 +36,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var nextToWrite: UInt64 = 0
     private var finished: [UInt64: BrokerResponse] = [:]
     private var readPaused = false
-    private var clientHost = "unknown"
+    private let state = ConnectionState()
 
     init(broker: Broker, requestsInFlightMax: Int, logger: Logger) {
         self.broker = broker
@@ -39,7 +47,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var inFlight: Int { Int(nextSequence - nextToWrite) }
 
     func channelActive(context: ChannelHandlerContext) {
-        clientHost = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        state.clientHost = context.channel.remoteAddress?.ipAddress ?? "unknown"
         broker.connectionOpened()
         context.fireChannelActive()
     }
@@ -57,7 +65,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         let future: EventLoopFuture<BrokerResponse>
         switch unwrapInboundIn(data) {
         case .request(let frame):
-            future = broker.handle(frame, clientHost: clientHost, eventLoop: context.eventLoop)
+            future = broker.handle(frame, connection: state, eventLoop: context.eventLoop)
         case .tooLarge(let header, let size):
             let error = WireError(.frameTooLarge, "request of \(size) bytes exceeds the broker's frame-bytes-max of \(broker.config.frameBytesMax); it was discarded unread. Send smaller batches or raise frame-bytes-max.")
             var buffer = context.channel.allocator.buffer(capacity: 256)
@@ -108,7 +116,7 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // An unframeable stream (or a socket error) ends this connection only.
-        logger.notice("closing connection", metadata: ["client": "\(clientHost)", "reason": "\(error)"])
+        logger.notice("closing connection", metadata: ["client": "\(state.clientHost)", "reason": "\(error)"])
         if let decoding = error as? WireDecodingError {
             var buffer = context.channel.allocator.buffer(capacity: 256)
             FrameEncoder.encodeError(WireError(.invalidRequest, "unreadable frame: \(decoding.reason); closing the connection").bounded,

@@ -44,13 +44,28 @@ final class Partition: @unchecked Sendable {
     enum AppendOutcome {
         case appended(AppendInfo)
         case duplicate(firstOffset: Int64, lastOffset: Int64)
+
+        var firstOffset: Int64 {
+            switch self {
+            case .appended(let info): info.firstOffset
+            case .duplicate(let first, _): first
+            }
+        }
+
+        var lastOffset: Int64 {
+            switch self {
+            case .appended(let info): info.lastOffset
+            case .duplicate(_, let last): last
+            }
+        }
     }
 
-    /// Appends a validated producer batch once: a retried idempotent batch gets its earlier offsets.
-    /// Returns after the batch is as durable as the flush policy promises.
-    func append(_ batch: RecordBatch, header: RecordBatchHeader) throws -> AppendOutcome {
+    /// Appends a validated producer batch once (a retried idempotent batch gets its earlier offsets)
+    /// without waiting for durability: call `waitDurable(through:)` with the returned last offset
+    /// before acknowledging. Batches of one producer must arrive here in sequence order.
+    func appendWithoutWaiting(_ batch: RecordBatch, header: RecordBatchHeader) throws -> AppendOutcome {
         let log = self.log
-        let outcome: AppendOutcome = try appendLock.withLock {
+        return try appendLock.withLock {
             switch producers.check(header) {
             case .reject(let error): throw error
             case .duplicate(let first, let last): return .duplicate(firstOffset: first, lastOffset: last)
@@ -60,11 +75,19 @@ final class Partition: @unchecked Sendable {
                 return .appended(info)
             }
         }
-        switch outcome {
-        case .appended(let info): try log.waitDurable(through: info.lastOffset)
-        case .duplicate(_, let last): try log.waitDurable(through: last)
-        }
+    }
+
+    /// Returns once records through `offset` are as durable as the flush policy promises, then wakes
+    /// long-polling fetches.
+    func waitDurable(through offset: Int64) throws {
+        try log.waitDurable(through: offset)
         wakeWaiters()
+    }
+
+    /// Both steps of a producer append.
+    func append(_ batch: RecordBatch, header: RecordBatchHeader) throws -> AppendOutcome {
+        let outcome = try appendWithoutWaiting(batch, header: header)
+        try waitDurable(through: outcome.lastOffset)
         return outcome
     }
 

@@ -20,9 +20,9 @@ struct ConsumeCommand: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "Topic to consume.") var topic: String
     @Option(name: .shortAndLong, help: "Consume as a member of this group, committing positions.") var group: String?
-    @Option(name: .short, help: "Where to start: earliest, latest, OFFSET, -N or @TIMESTAMP.") var offset: String = "earliest"
+    @Option(name: .short, parsing: .unconditional, help: "Where to start: earliest, latest, OFFSET, -N or @TIMESTAMP.") var offset: String = "earliest"
     @Option(name: .short, help: "Consume only this partition (repeatable; not with -g).") var partition: [Int32] = []
-    @Option(name: .short, help: "Exit after this many records.") var count: Int64?
+    @Option(name: .customShort("n"), help: "Exit after this many records.") var count: Int64?
     @Flag(name: .short, help: "Exit when the end of every partition is reached.") var exitAtEnd = false
     @Option(name: .short, help: "Output format (kcat style).") var format: String = "%s\\n"
     @Flag(help: "Print one JSON object per record.") var json = false
@@ -76,6 +76,8 @@ struct ConsumeCommand: AsyncParsableCommand {
                     printed += 1
                     if let count, printed >= count { break loop }
                 }
+                // Following a topic, each poll's records show at once.
+                if !records.isEmpty && !exitAtEnd && count == nil { out.flush() }
                 if group != nil && monotonicNanos() - lastCommit > 5_000_000_000 {
                     out.flush()
                     try await Self.commit(consumer, &consumed)

@@ -93,7 +93,7 @@ struct GroupCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument var group: String
         @Option(name: .long, help: "Topic whose offsets to reset.") var topic: String
-        @Option(name: .long, help: "earliest, latest, OFFSET, -N or @TIMESTAMP.") var to: String
+        @Option(name: .long, parsing: .unconditional, help: "earliest, latest, OFFSET, -N or @TIMESTAMP.") var to: String
         @Flag(help: "Apply the plan (without it nothing changes).") var execute = false
         @Flag(help: "Print JSON.") var json = false
 

@@ -52,23 +52,34 @@ struct ProduceCommand: AsyncParsableCommand {
         try await withClient(connection) { client in
             _ = try await client.topicMetadata(topic)
             let producer = Producer(client: client, config: config)
-            while let line = input.next() {
-                let (key, value) = Self.split(line, delimiter)
-                records += 1
-                bytes += Int64(line.count + 1)
-                let record = ProducerRecord(topic: topic, key: key, value: value, headers: headers, partition: partition)
-                try await producer.enqueue(record) { result in
-                    if case .failure(let error) = result {
-                        failures.withLockedValue { state in
-                            state.count += 1
-                            if state.first == nil { state.first = error.message }
-                        }
+            // Lines go to the producer a thousand at a time: one actor call per chunk, not per record.
+            var chunk: [ProducerRecord] = []
+            chunk.reserveCapacity(Self.chunkRecords)
+            let report: @Sendable (Int, Result<RecordMetadata, SluiceClientError>) -> Void = { _, result in
+                if case .failure(let error) = result {
+                    failures.withLockedValue { state in
+                        state.count += 1
+                        if state.first == nil { state.first = error.message }
                     }
                 }
-                if records & 1023 == 0, let text = progress.update(done: input.bytesRead, records: records, nowNanos: monotonicNanos()) {
+            }
+            var more = true
+            while more {
+                if let line = input.next() {
+                    let (key, value) = Self.split(line, delimiter)
+                    records += 1
+                    bytes += Int64(line.count + 1)
+                    chunk.append(ProducerRecord(topic: topic, key: key, value: value, headers: headers, partition: partition))
+                } else {
+                    more = false
+                }
+                guard chunk.count >= Self.chunkRecords || (!more && !chunk.isEmpty) else { continue }
+                try await producer.enqueue(contentsOf: chunk, completion: report)
+                chunk.removeAll(keepingCapacity: true)
+                if let text = progress.update(done: input.bytesRead, records: records, nowNanos: monotonicNanos()) {
                     FileHandle.standardError.write(Data(text.utf8))
                 }
-                if records & 4095 == 0, failures.withLockedValue({ $0.count }) > 0 { break }
+                if failures.withLockedValue({ $0.count }) > 0 { break }
             }
             await producer.flush()
         }
@@ -83,6 +94,9 @@ struct ProduceCommand: AsyncParsableCommand {
             throw CLIFailure("the broker refused \(failed) record\(failed == 1 ? "" : "s"): \(first ?? "unknown error")")
         }
     }
+
+    /// Records handed to the producer per call.
+    static let chunkRecords = 1000
 
     static func split(_ line: [UInt8], _ delimiter: [UInt8]?) -> ([UInt8]?, [UInt8]) {
         guard let delimiter, let index = find(delimiter, in: line) else { return (nil, line) }

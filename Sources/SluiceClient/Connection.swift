@@ -4,6 +4,10 @@ import NIOCore
 import NIOPosix
 import SluiceWire
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One TCP connection to a broker. Requests are pipelined: many may be outstanding, and responses
 /// arrive in request order, so each is matched to the oldest outstanding request (and its
 /// correlation id checked).
@@ -48,9 +52,17 @@ public final class BrokerConnection: @unchecked Sendable {
         }
     }
 
+    /// "connection refused" rather than NIO's nested error values.
     static func describe(_ error: any Error) -> String {
-        if let io = error as? IOError { return io.description }
-        if error is ChannelError { return "\(error)" }
+        if let connection = error as? NIOConnectionError {
+            if let first = connection.connectionErrors.first { return describe(first.error) }
+            if let dns = connection.dnsAError ?? connection.dnsAAAAError { return "cannot resolve the host name: \(dns)" }
+            return "no address to connect to"
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if let channel = error as? ChannelError, case .connectTimeout(let amount) = channel {
+            return "no answer within \(amount.nanoseconds / 1_000_000) ms"
+        }
         return "\(error)"
     }
 

@@ -114,15 +114,9 @@ public actor Consumer {
             try await Task.sleep(nanoseconds: UInt64(min(heartbeatIntervalMs, 200)) * 1_000_000)
             return []
         }
-        var byTopic: [String: [FetchRequest.Partition]] = [:]
-        for (key, position) in positions.sorted(by: { $0.key < $1.key }) {
-            byTopic[key.topic, default: []].append(.init(partition: key.partition, fetchOffset: position, partitionMaxBytes: config.partitionFetchMaxBytes))
-        }
-        let waitMs = min(Int64(config.fetchMaxWaitMs), config.groupId == nil ? Int64.max : max(0, nextHeartbeatMs - Self.nowMs()))
-        let request = FetchRequest(maxWaitMs: Int32(waitMs), minBytes: config.fetchMinBytes, maxBytes: config.fetchMaxBytes,
-                                   topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value) })
-        let response = try await client.send(.fetch, request, expecting: FetchResponse.self, timeoutMs: client.requestTimeoutMs + waitMs)
+        let response = try await nextFetch()
         var records: [ConsumerRecord] = []
+        var starts: [(TopicPartitionKey, Int64, ByteBuffer)] = []
         for topic in response.topics {
             for partition in topic.partitions {
                 let key = TopicPartitionKey(topic: topic.name, partition: partition.head.partition)
@@ -136,38 +130,102 @@ public actor Consumer {
                     throw SluiceClientError(WireError(partition.head.error, "\(key): \(partition.head.errorMessage ?? "")"))
                 }
                 highWatermarks[key] = partition.head.highWatermark
-                let next = try Self.decode(partition.records, key: key, from: position, into: &records)
-                positions[key] = max(position, next)
+                // Positions move by batch headers alone, so the next fetch can be on its way while these
+                // records are decoded.
+                positions[key] = max(position, Self.nextOffset(after: partition.records) ?? position)
+                starts.append((key, position, partition.records))
             }
+        }
+        prefetch()
+        for (key, position, bytes) in starts {
+            _ = try Self.decode(bytes, key: key, from: position, into: &records)
         }
         return records
     }
 
-    /// Decodes whole batches, keeping records at or after `position`; returns the next position.
-    public static func decode(_ buffer: ByteBuffer, key: TopicPartitionKey, from position: Int64, into records: inout [ConsumerRecord]) throws -> Int64 {
-        var next = position
-        var remaining = buffer
-        while remaining.readableBytes >= RecordBatchHeader.size {
-            guard let length = remaining.getInteger(at: remaining.readerIndex + 8, endianness: .big, as: Int32.self) else { break }
+    /// The fetch request for the current positions.
+    private func fetchRequest() -> FetchRequest {
+        var byTopic: [String: [FetchRequest.Partition]] = [:]
+        for (key, position) in positions.sorted(by: { $0.key < $1.key }) {
+            byTopic[key.topic, default: []].append(.init(partition: key.partition, fetchOffset: position, partitionMaxBytes: config.partitionFetchMaxBytes))
+        }
+        let waitMs = min(Int64(config.fetchMaxWaitMs), config.groupId == nil ? Int64.max : max(0, nextHeartbeatMs - Self.nowMs()))
+        return FetchRequest(maxWaitMs: Int32(waitMs), minBytes: config.fetchMinBytes, maxBytes: config.fetchMaxBytes,
+                            topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value) })
+    }
+
+    /// A fetch already sent for exactly these positions, if any.
+    private var prefetched: (positions: [TopicPartitionKey: Int64], answer: EventLoopFuture<ResponseFrame>)?
+
+    /// Starts the next fetch now (used while the previous answer is decoded).
+    private func prefetch() {
+        guard config.groupId == nil || Self.nowMs() + Int64(config.fetchMaxWaitMs) < nextHeartbeatMs,
+              let connection = client.currentConnection, !positions.isEmpty else { return }
+        let request = fetchRequest()
+        prefetched = (positions, connection.start(.fetch, request, timeoutMs: client.requestTimeoutMs + Int64(request.maxWaitMs)))
+    }
+
+    /// The answer of the prefetched request when it still matches the positions, else a new fetch.
+    private func nextFetch() async throws -> FetchResponse {
+        if let (sentFor, answer) = prefetched {
+            prefetched = nil
+            if sentFor == positions {
+                return try BrokerConnection.decode(try await answer.get(), .fetch, as: FetchResponse.self)
+            }
+            _ = try? await answer.get()  // a stale answer: drain it, keep the connection's order
+        }
+        let request = fetchRequest()
+        return try await client.send(.fetch, request, expecting: FetchResponse.self, timeoutMs: client.requestTimeoutMs + Int64(request.maxWaitMs))
+    }
+
+    /// The offset after the last whole batch in `buffer`, from headers alone.
+    static func nextOffset(after buffer: ByteBuffer) -> Int64? {
+        var index = buffer.readerIndex
+        let end = buffer.writerIndex
+        var next: Int64?
+        while end - index >= RecordBatchHeader.size,
+              let base = buffer.getInteger(at: index, endianness: .big, as: Int64.self),
+              let length = buffer.getInteger(at: index + 8, endianness: .big, as: Int32.self),
+              let delta = buffer.getInteger(at: index + 23, endianness: .big, as: Int32.self) {
             let size = Int(length) + RecordBatchHeader.logOverhead
-            guard size >= RecordBatchHeader.size, size <= remaining.readableBytes, let bytes = remaining.readBytes(length: size) else { break }
-            let decoded: [Record]
-            let header: RecordBatchHeader
-            do {
-                (header, decoded) = try bytes.withUnsafeBytes { raw in
-                    let header = try RecordBatch.validate(raw, limits: Limits(batchBytesMax: max(size, RecordBatchHeader.size)))
-                    return (header, try RecordBatch.records(in: raw, limits: Limits(batchBytesMax: max(size, RecordBatchHeader.size))))
-                }
-            } catch {
-                throw SluiceClientError(.protocolViolation, "\(key): a fetched batch at offset ≥ \(next) is corrupt: \(error)")
-            }
-            for record in decoded where record.offset >= position {
-                records.append(ConsumerRecord(topic: key.topic, partition: key.partition, offset: record.offset, timestamp: record.timestamp,
-                                              key: record.key, value: record.value, headers: record.headers))
-            }
-            next = max(next, header.nextOffset)
+            guard size >= RecordBatchHeader.size, index + size <= end else { break }
+            next = base + Int64(delta) + 1
+            index += size
         }
         return next
+    }
+
+    /// Decodes whole batches, checking each one's CRC, keeping records at or after `position`;
+    /// returns the next position.
+    public static func decode(_ buffer: ByteBuffer, key: TopicPartitionKey, from position: Int64, into records: inout [ConsumerRecord]) throws -> Int64 {
+        try buffer.withUnsafeReadableBytes { raw in
+            var next = position
+            var index = 0
+            while raw.count - index >= RecordBatchHeader.size {
+                let rest = UnsafeRawBufferPointer(rebasing: raw[index...])
+                let length: Int32 = rest.getBigEndian(at: RecordBatchHeader.Field.batchLength)
+                let size = Int(length) + RecordBatchHeader.logOverhead
+                guard size >= RecordBatchHeader.size, size <= rest.count else { break }
+                let batch = UnsafeRawBufferPointer(rebasing: rest[0..<size])
+                let limits = Limits(batchBytesMax: size)
+                let header: RecordBatchHeader
+                let decoded: [Record]
+                do {
+                    header = try RecordBatch.validate(batch, limits: limits)
+                    decoded = header.lastOffset < position ? [] : try RecordBatch.records(in: batch, limits: limits)
+                } catch {
+                    throw SluiceClientError(.protocolViolation, "\(key): the fetched batch at offset \(next) is corrupt: \(error)")
+                }
+                records.reserveCapacity(records.count + decoded.count)
+                for record in decoded where record.offset >= position {
+                    records.append(ConsumerRecord(topic: key.topic, partition: key.partition, offset: record.offset, timestamp: record.timestamp,
+                                                  key: record.key, value: record.value, headers: record.headers))
+                }
+                next = max(next, header.nextOffset)
+                index += size
+            }
+            return next
+        }
     }
 
     /// Commits the current positions (group mode).

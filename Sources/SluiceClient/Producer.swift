@@ -120,25 +120,57 @@ public actor Producer {
         while buffered >= config.bufferedRecordsMax {
             await withCheckedContinuation { spaceWaiters.append($0) }
         }
+        try await prepare(topic: record.topic)
+        try add(record, completion: completion)
+    }
+
+    /// Buffers many records with one call (far cheaper per record than `enqueue(_:)`); `completion`
+    /// gets each record's index in `records` and its result.
+    public func enqueue(contentsOf records: [ProducerRecord],
+                        completion: (@Sendable (Int, Result<RecordMetadata, SluiceClientError>) -> Void)? = nil) async throws {
+        while buffered > 0 && buffered + records.count > config.bufferedRecordsMax {
+            await withCheckedContinuation { spaceWaiters.append($0) }
+        }
+        var prepared: Set<String> = []
+        for record in records where !prepared.contains(record.topic) {
+            try await prepare(topic: record.topic)
+            prepared.insert(record.topic)
+        }
+        for (index, record) in records.enumerated() {
+            if let completion {
+                try add(record, completion: { result in completion(index, result) })
+            } else {
+                try add(record, completion: nil)
+            }
+        }
+    }
+
+    /// Gets what adding records to `topic` needs: a producer id, the connection, the partition count.
+    private func prepare(topic: String) async throws {
         if config.idempotent && config.acks != .none && producerId < 0 {
             (producerId, producerEpoch) = try await client.initProducerId()
         }
         if connection == nil { connection = try await client.connection() }
-        let partition = try await choosePartition(record)
+        if partitionCounts[topic] == nil {
+            let metadata = try await client.topicMetadata(topic)
+            let count = Int32(metadata.partitions.count)
+            guard count > 0 else { throw SluiceClientError(.broker(.unknownTopicOrPartition), "topic '\(topic)' has no partitions") }
+            partitionCounts[topic] = count
+        }
+    }
+
+    /// Adds a record to its partition's pending batch, in place (no copy of the batch's records).
+    private func add(_ record: ProducerRecord, completion: Completion?) throws {
+        let partition = try choosePartition(record)
         let key = TopicPartitionKey(topic: record.topic, partition: partition)
         let timestamp = record.timestamp ?? SystemWallClock().nowMilliseconds()
-        var state = partitions[key] ?? PartitionState()
-        let stored = Record(offset: Int64(state.pending.records.count), timestamp: timestamp, key: record.key,
-                            value: record.value, headers: record.headers)
-        state.pending.bytes += 21 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
+        let size = 21 + (record.key?.count ?? 0) + (record.value?.count ?? 0)
             + record.headers.reduce(0) { $0 + $1.key.utf8.count + ($1.value?.count ?? 0) + 4 }
-        state.pending.records.append(stored)
-        state.pending.completions.append(completion)
+        // One in-place access: copying the state out and back would copy the pending records.
+        let (full, needsLinger) = Self.append(&partitions[key, default: PartitionState()].pending, record: record,
+                                              timestamp: timestamp, size: size, completion: completion,
+                                              batchBytes: config.batchBytes)
         buffered += 1
-        let full = state.pending.bytes >= config.batchBytes
-        let needsLinger = !full && !state.pending.lingerScheduled
-        if needsLinger { state.pending.lingerScheduled = true }
-        partitions[key] = state
         if full {
             if record.key == nil && record.partition == nil { sticky[record.topic]?.batchFull() }
             seal(key)
@@ -149,6 +181,18 @@ public actor Producer {
                 self.lingerExpired(key)
             }
         }
+    }
+
+    private static func append(_ pending: inout Pending, record: ProducerRecord, timestamp: Int64, size: Int,
+                               completion: Completion?, batchBytes: Int) -> (full: Bool, needsLinger: Bool) {
+        pending.records.append(Record(offset: Int64(pending.records.count), timestamp: timestamp, key: record.key,
+                                      value: record.value, headers: record.headers))
+        pending.completions.append(completion)
+        pending.bytes += size
+        let full = pending.bytes >= batchBytes
+        let needsLinger = !full && !pending.lingerScheduled
+        if needsLinger { pending.lingerScheduled = true }
+        return (full, needsLinger)
     }
 
     /// Sends everything buffered and waits until every record is acknowledged or failed (failures
@@ -165,15 +209,9 @@ public actor Producer {
         seal(key)
     }
 
-    private func choosePartition(_ record: ProducerRecord) async throws -> Int32 {
-        let count: Int32
-        if let known = partitionCounts[record.topic] {
-            count = known
-        } else {
-            let metadata = try await client.topicMetadata(record.topic)
-            count = Int32(metadata.partitions.count)
-            guard count > 0 else { throw SluiceClientError(.broker(.unknownTopicOrPartition), "topic '\(record.topic)' has no partitions") }
-            partitionCounts[record.topic] = count
+    private func choosePartition(_ record: ProducerRecord) throws -> Int32 {
+        guard let count = partitionCounts[record.topic] else {
+            preconditionFailure("prepare(topic:) runs before add")
         }
         if let partition = record.partition {
             guard partition >= 0 && partition < count else {

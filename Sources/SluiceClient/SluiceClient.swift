@@ -77,6 +77,11 @@ public final class SluiceClient: @unchecked Sendable {
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 
+    /// The connection if one is open (no connecting).
+    public var currentConnection: BrokerConnection? {
+        lock.withLock { connection.flatMap { $0.isActive ? $0 : nil } }
+    }
+
     /// The live connection, connecting to the bootstrap brokers in turn when there is none.
     public func connection() async throws -> BrokerConnection {
         if let current = lock.withLock({ connection }), current.isActive { return current }
