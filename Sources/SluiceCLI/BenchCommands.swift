@@ -151,11 +151,17 @@ struct BenchCommand: AsyncParsableCommand {
                 let start = monotonicNanos()
                 while read < options.count {
                     let before = monotonicNanos()
-                    let records = try await consumer.poll()
+                    // Records are read in place (every CRC checked, every record walked and its value
+                    // touched), as an application using FetchedRecords.forEach would.
+                    let fetched = try await consumer.pollBatches()
+                    var polled: Int64 = 0
+                    try fetched.forEach { _, record in
+                        polled += 1
+                        bytes += Int64(record.value?.count ?? 0)
+                    }
                     stats.record(nanos: monotonicNanos() - before)
-                    for record in records.prefix(Int(options.count - read)) { bytes += Int64(record.value?.count ?? 0) }
-                    read += Int64(records.count)
-                    if records.isEmpty, await consumer.reachedEnd { throw CLIFailure("the topic ended after \(read) records") }
+                    read += polled
+                    if polled == 0, await consumer.reachedEnd { throw CLIFailure("the topic ended after \(read) records") }
                     if let text = progress.update(done: bytes, records: read, nowNanos: monotonicNanos()) {
                         FileHandle.standardError.write(Data(text.utf8))
                     }
@@ -186,15 +192,17 @@ struct BenchCommand: AsyncParsableCommand {
                     var read: Int64 = 0
                     var lastProgress = monotonicNanos()
                     while read < count {
-                        let records = try await consumer.poll()
+                        let fetched = try await consumer.pollBatches()
                         let now = monotonicNanos()
-                        for record in records {
-                            guard let value = record.value, value.count >= 8 else { continue }
-                            let sent = value.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) }
+                        var polled = 0
+                        try fetched.forEach { _, record in
+                            polled += 1
+                            guard let value = record.value, value.count >= 8 else { return }
+                            let sent = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
                             if sent >= start && sent <= now { stats.record(nanos: now - sent) }
-                            read += 1
                         }
-                        if !records.isEmpty { lastProgress = now }
+                        read += Int64(polled)
+                        if polled > 0 { lastProgress = now }
                         if now - lastProgress > 30_000_000_000 { throw CLIFailure("no records arrived for 30 s after \(read) of \(count)") }
                     }
                     return (stats, read, monotonicNanos())

@@ -106,17 +106,31 @@ public actor Consumer {
     /// Fetches what is available (waiting up to `fetchMaxWaitMs`) and returns the records in order per
     /// partition.
     public func poll() async throws -> [ConsumerRecord] {
+        let fetched = try await pollBatches()
+        var records: [ConsumerRecord] = []
+        records.reserveCapacity(fetched.recordCountEstimate)
+        try fetched.forEach { key, view in
+            records.append(ConsumerRecord(
+                topic: key.topic, partition: key.partition, offset: view.offset, timestamp: view.timestamp,
+                key: view.key.map { [UInt8]($0) }, value: view.value.map { [UInt8]($0) },
+                headers: view.headerCount == 0 ? [] : view.headers()))
+        }
+        return records
+    }
+
+    /// Like `poll`, but hands back the fetched batches undecoded: `FetchedRecords.forEach` then shows
+    /// each record in place, without copying keys and values (the fast path for high-volume readers).
+    public func pollBatches() async throws -> FetchedRecords {
         if config.groupId != nil && Self.nowMs() >= nextHeartbeatMs { try await heartbeat() }
         if config.autoCommit && config.groupId != nil && Self.nowMs() - lastCommitMs >= config.autoCommitIntervalMs {
             try await commit()
         }
         guard !positions.isEmpty else {
             try await Task.sleep(nanoseconds: UInt64(min(heartbeatIntervalMs, 200)) * 1_000_000)
-            return []
+            return FetchedRecords(chunks: [])
         }
         let response = try await nextFetch()
-        var records: [ConsumerRecord] = []
-        var starts: [(TopicPartitionKey, Int64, ByteBuffer)] = []
+        var chunks: [FetchedRecords.Chunk] = []
         for topic in response.topics {
             for partition in topic.partitions {
                 let key = TopicPartitionKey(topic: topic.name, partition: partition.head.partition)
@@ -133,14 +147,11 @@ public actor Consumer {
                 // Positions move by batch headers alone, so the next fetch can be on its way while these
                 // records are decoded.
                 positions[key] = max(position, Self.nextOffset(after: partition.records) ?? position)
-                starts.append((key, position, partition.records))
+                chunks.append(FetchedRecords.Chunk(key: key, from: position, bytes: partition.records))
             }
         }
         prefetch()
-        for (key, position, bytes) in starts {
-            _ = try Self.decode(bytes, key: key, from: position, into: &records)
-        }
-        return records
+        return FetchedRecords(chunks: chunks)
     }
 
     /// The fetch request for the current positions.
@@ -195,37 +206,14 @@ public actor Consumer {
         return next
     }
 
-    /// Decodes whole batches, checking each one's CRC, keeping records at or after `position`;
-    /// returns the next position.
+    /// Decodes whole batches into records at or after `position`; returns the next position.
     public static func decode(_ buffer: ByteBuffer, key: TopicPartitionKey, from position: Int64, into records: inout [ConsumerRecord]) throws -> Int64 {
-        try buffer.withUnsafeReadableBytes { raw in
-            var next = position
-            var index = 0
-            while raw.count - index >= RecordBatchHeader.size {
-                let rest = UnsafeRawBufferPointer(rebasing: raw[index...])
-                let length: Int32 = rest.getBigEndian(at: RecordBatchHeader.Field.batchLength)
-                let size = Int(length) + RecordBatchHeader.logOverhead
-                guard size >= RecordBatchHeader.size, size <= rest.count else { break }
-                let batch = UnsafeRawBufferPointer(rebasing: rest[0..<size])
-                let limits = Limits(batchBytesMax: size)
-                let header: RecordBatchHeader
-                let decoded: [Record]
-                do {
-                    header = try RecordBatch.validate(batch, limits: limits)
-                    decoded = header.lastOffset < position ? [] : try RecordBatch.records(in: batch, limits: limits)
-                } catch {
-                    throw SluiceClientError(.protocolViolation, "\(key): the fetched batch at offset \(next) is corrupt: \(error)")
-                }
-                records.reserveCapacity(records.count + decoded.count)
-                for record in decoded where record.offset >= position {
-                    records.append(ConsumerRecord(topic: key.topic, partition: key.partition, offset: record.offset, timestamp: record.timestamp,
-                                                  key: record.key, value: record.value, headers: record.headers))
-                }
-                next = max(next, header.nextOffset)
-                index += size
-            }
-            return next
+        try FetchedRecords(chunks: [.init(key: key, from: position, bytes: buffer)]).forEach { key, view in
+            records.append(ConsumerRecord(topic: key.topic, partition: key.partition, offset: view.offset, timestamp: view.timestamp,
+                                          key: view.key.map { [UInt8]($0) }, value: view.value.map { [UInt8]($0) },
+                                          headers: view.headerCount == 0 ? [] : view.headers()))
         }
+        return max(position, nextOffset(after: buffer) ?? position)
     }
 
     /// Commits the current positions (group mode).
@@ -341,5 +329,67 @@ public actor Consumer {
             offset = try await client.listOffsets(topic: key.topic, partitions: [key.partition], timestamp: time)[key.partition] ?? 0
         }
         positions[key] = offset
+    }
+}
+
+/// The batches one poll fetched, not yet decoded.
+public struct FetchedRecords: Sendable {
+    struct Chunk: Sendable {
+        var key: TopicPartitionKey
+        /// Records below this offset (the start of the first batch) are skipped.
+        var from: Int64
+        var bytes: ByteBuffer
+    }
+
+    var chunks: [Chunk]
+
+    public var isEmpty: Bool { chunks.allSatisfy { $0.bytes.readableBytes == 0 } }
+
+    /// Records in these batches according to their headers (a capacity hint).
+    var recordCountEstimate: Int {
+        chunks.reduce(0) { $0 + $1.bytes.readableBytes / 64 }
+    }
+
+    /// Calls `body` with every record at or after the fetched positions, partition by partition in
+    /// offset order. Each batch's CRC is checked and compressed batches are decompressed (bounded by
+    /// `Limits.batchDecompressedBytesMax`); the views are valid only during the call.
+    public func forEach(_ body: (TopicPartitionKey, RecordView) throws -> Void) throws {
+        for chunk in chunks {
+            try chunk.bytes.withUnsafeReadableBytes { raw in
+                var index = 0
+                while raw.count - index >= RecordBatchHeader.size {
+                    let rest = UnsafeRawBufferPointer(rebasing: raw[index...])
+                    let length: Int32 = rest.getBigEndian(at: RecordBatchHeader.Field.batchLength)
+                    let size = Int(length) + RecordBatchHeader.logOverhead
+                    guard size >= RecordBatchHeader.size, size <= rest.count else { break }
+                    let batch = UnsafeRawBufferPointer(rebasing: rest[0..<size])
+                    do {
+                        try Self.visit(batch, from: chunk.from, key: chunk.key, body)
+                    } catch let error as BatchFormatError {
+                        throw SluiceClientError(.protocolViolation, "\(chunk.key): a fetched batch is corrupt: \(error)")
+                    }
+                    index += size
+                }
+            }
+        }
+    }
+
+    private static func visit(_ batch: UnsafeRawBufferPointer, from: Int64, key: TopicPartitionKey,
+                              _ body: (TopicPartitionKey, RecordView) throws -> Void) throws {
+        let limits = Limits(batchBytesMax: batch.count)
+        let header = try RecordBatch.validate(batch, limits: limits)
+        guard header.lastOffset >= from else { return }
+        try withoutActuallyEscaping(body) { body in
+            let emit: (RecordView) throws -> Void = { view in
+                if view.offset >= from { try body(key, view) }
+            }
+            if header.codec == CompressionCodec.none {
+                try RecordBatch.visitRecords(section: UnsafeRawBufferPointer(rebasing: batch[RecordBatchHeader.size...]), header: header,
+                                             limits: limits, emit)
+            } else {
+                let section = try RecordBatch.uncompressedSection(batch, limits: limits)
+                try section.withUnsafeBytes { try RecordBatch.visitRecords(section: $0, header: header, limits: limits, emit) }
+            }
+        }
     }
 }
