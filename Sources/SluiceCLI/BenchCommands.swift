@@ -183,7 +183,11 @@ struct BenchCommand: AsyncParsableCommand {
                 let metadata = try await options.ensureTopic(client)
                 var config = ConsumerConfig()
                 config.fetchMaxWaitMs = 100
-                let consumer = Consumer(client: client, config: config)
+                // The consumer gets a connection of its own: on a shared one, produce answers would queue
+                // behind its long-polling fetches (answers come back in request order).
+                let consumerClient = try options.connection.client()
+                defer { Task { await consumerClient.close() } }
+                let consumer = Consumer(client: consumerClient, config: config)
                 try await consumer.assign(Dictionary(uniqueKeysWithValues: metadata.partitions.map { (TopicPartitionKey(topic: options.topic, partition: $0.partition), .latest) }))
                 let start = monotonicNanos()
                 let count = options.count

@@ -107,6 +107,9 @@ public final class LogSegment: @unchecked Sendable {
         }
         state.withLock { state in
             guard var indexes = state.indexes else { preconditionFailure("append to a segment whose indexes are not loaded") }
+            // Drop the stored reference first so `add` grows the arrays in place: with two references
+            // every append copied the whole index (O(segment size) per append).
+            state.indexes = nil
             indexes.add(header: header, position: position, size: count, interval: indexIntervalBytes)
             state.indexes = indexes
             state.size = position + count
@@ -169,6 +172,7 @@ public final class LogSegment: @unchecked Sendable {
                 state.indexes = try loadIndexes(size: state.size, trustedBelow: Int.max, sealed: state.sealed).indexes
             }
             guard var indexes = state.indexes else { preconditionFailure("indexes just loaded") }
+            state.indexes = nil  // one reference, so a mutating body does not copy the arrays
             defer { state.indexes = indexes }
             return try body(&indexes)
         }
