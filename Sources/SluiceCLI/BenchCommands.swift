@@ -155,7 +155,9 @@ struct BenchCommand: AsyncParsableCommand {
                     // touched), as an application using FetchedRecords.forEach would.
                     let fetched = try await consumer.pollBatches()
                     var polled: Int64 = 0
+                    let wanted = options.count - read
                     try fetched.forEach { _, record in
+                        guard polled < wanted else { return }
                         polled += 1
                         bytes += Int64(record.value?.count ?? 0)
                     }
