@@ -79,12 +79,16 @@ extension Broker {
         }
         let maxBytes = topic.config.maxMessageBytes(defaults: registry.defaults)
         let limits = partition.log.config.limits
+        let required = CompressionCodec(name: topic.config.value("compression.type", defaults: registry.defaults))
         var remaining = records
         var first: Int64?
         var last: Int64 = -1
         guard remaining.readableBytes > 0 else { throw WireError(.invalidRecord, "the produce request holds no record batch") }
         while remaining.readableBytes > 0 {
-            let (batch, header) = try Self.takeBatch(&remaining, maxMessageBytes: maxBytes, limits: limits)
+            var (batch, header) = try Self.takeBatch(&remaining, maxMessageBytes: maxBytes, limits: limits)
+            if let required, header.codec != required {
+                (batch, header) = try Self.recompress(batch, header, to: required, limits: limits)
+            }
             let outcome = try partition.appendWithoutWaiting(batch, header: header)
             first = first ?? outcome.firstOffset
             last = max(last, outcome.lastOffset)
@@ -135,5 +139,20 @@ extension Broker {
             throw WireError(.invalidRecord, "record batch's max timestamp \(header.maxTimestamp) differs from its largest record timestamp \(summary.maxTimestamp)")
         }
         return (RecordBatch(unchecked: bytes), header)
+    }
+
+    /// Re-encodes a batch with the topic's `compression.type` (the one case where the broker does not
+    /// store the producer's bytes as they came), keeping producer id, epoch, sequence and timestamps.
+    static func recompress(_ batch: RecordBatch, _ header: RecordBatchHeader, to codec: CompressionCodec,
+                           limits: Limits) throws -> (RecordBatch, RecordBatchHeader) {
+        do {
+            let records = try batch.records(limits: limits)
+            let rebuilt = try RecordBatch.build(records: records, codec: codec, producerId: header.producerId,
+                                                producerEpoch: header.producerEpoch, baseSequence: header.baseSequence,
+                                                timestampType: header.timestampType)
+            return (rebuilt, rebuilt.header)
+        } catch let error as BatchFormatError {
+            throw WireError(.invalidRecord, "record batch could not be recompressed to \(codec): \(error)")
+        }
     }
 }

@@ -12,37 +12,15 @@ extension RecordBatch {
     /// runs this on every produced batch instead of decoding records it never looks at.
     public static func checkRecords(section: UnsafeRawBufferPointer, header: RecordBatchHeader,
                                     limits: Limits = .default) throws -> RecordsSummary {
-        var reader = ByteReader(section)
+        var count = 0
         var maxTimestamp = Int64.min
-        let count = max(0, Int(header.recordCount))
-        for index in 0..<count {
-            guard let length = reader.readVarint(maxBytes: 5), length >= 0, length <= reader.remaining else {
-                throw malformed(index, reader.position, "bad record length")
+        try visitRecords(section: section, header: header, limits: limits) { record in
+            let delta = record.offset &- header.baseOffset
+            guard delta == Int64(count) else {
+                throw BatchFormatError.malformedRecords("record \(count): offset delta \(delta) where \(count) was expected")
             }
-            let end = reader.position + Int(length)
-            guard reader.readInt8() != nil, let timestampDelta = reader.readVarint(maxBytes: 10),
-                  let offsetDelta = reader.readVarint(maxBytes: 5) else {
-                throw malformed(index, reader.position, "truncated record header")
-            }
-            guard offsetDelta == Int64(index) else {
-                throw malformed(index, reader.position, "offset delta \(offsetDelta) where \(index) was expected")
-            }
-            maxTimestamp = max(maxTimestamp, header.baseTimestamp &+ timestampDelta)
-            try skipLengthPrefixed(&reader, end: end, record: index, field: "key")
-            try skipLengthPrefixed(&reader, end: end, record: index, field: "value")
-            guard let headerCount = reader.readVarint(maxBytes: 5), headerCount >= 0, headerCount <= Int64(limits.recordHeadersMax) else {
-                throw malformed(index, reader.position, "bad header count (limit \(limits.recordHeadersMax))")
-            }
-            for _ in 0..<Int(headerCount) {
-                try skipLengthPrefixed(&reader, end: end, record: index, field: "header key", allowNull: false)
-                try skipLengthPrefixed(&reader, end: end, record: index, field: "header value")
-            }
-            guard reader.position == end else {
-                throw malformed(index, reader.position, "record length \(length) does not match its fields")
-            }
-        }
-        guard reader.remaining == 0 else {
-            throw BatchFormatError.malformedRecords("\(reader.remaining) bytes left after \(header.recordCount) records")
+            maxTimestamp = max(maxTimestamp, record.timestamp)
+            count += 1
         }
         return RecordsSummary(recordCount: count, maxTimestamp: count == 0 ? header.baseTimestamp : maxTimestamp)
     }

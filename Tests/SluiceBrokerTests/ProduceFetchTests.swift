@@ -180,4 +180,26 @@ struct ProduceFetchTests {
         await again.close()
         await harness.stop()
     }
+
+    @Test("a topic's compression.type re-encodes batches with its codec, keeping records and producer fields")
+    func compressionType() async throws {
+        let harness = try await BrokerHarness.start()
+        let client = harness.client()
+        try await client.createTopic("z", partitions: 1, configs: ["compression.type": "zstd"])
+        let (producerId, epoch) = try await client.initProducerId()
+        let answer = try await Self.produce(client, topic: "z", try Self.batch(["x", "y"], producerId: producerId, epoch: epoch, sequence: 0))
+        #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
+        let log = try harness.broker.registry.partition("z", 0).log
+        let stored = try log.read(from: 0, maxBytes: 1 << 20)
+        let header = try stored.bytes.withUnsafeBytes { try RecordBatch.validate($0) }
+        #expect(header.codec == .zstd)
+        #expect(header.producerId == producerId && header.baseSequence == 0)
+        #expect(try await Self.fetchAll(client, topic: "z").map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["x", "y"])
+        // A retry of the same (uncompressed) batch is still recognised as a duplicate.
+        let retry = try await Self.produce(client, topic: "z", try Self.batch(["x", "y"], producerId: producerId, epoch: epoch, sequence: 0))
+        #expect(retry.baseOffset == answer.baseOffset)
+        #expect(try await Self.fetchAll(client, topic: "z").count == 2)
+        await client.close()
+        await harness.stop()
+    }
 }
