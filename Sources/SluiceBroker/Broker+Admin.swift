@@ -26,7 +26,7 @@ extension Broker {
         let partitions = topic.partitions.map { partition in
             let log = partition.log
             return PartitionMetadata(partition: partition.index, leader: config.nodeId, replicas: [config.nodeId],
-                                     logStartOffset: log.logStartOffset, highWatermark: log.logEndOffset,
+                                     logStartOffset: log.logStartOffset, highWatermark: log.highWatermark,
                                      sizeBytes: Int64(log.sizeInBytes))
         }
         return TopicMetadata(name: topic.name, isInternal: topic.isInternal, partitions: partitions)
@@ -90,9 +90,10 @@ extension Broker {
                     let log = try registry.partition(topic.name, requested.partition).log
                     let offset: Int64
                     switch requested.timestamp {
-                    case ListOffsetsRequest.latestTimestamp: offset = log.logEndOffset
+                    case ListOffsetsRequest.latestTimestamp: offset = log.highWatermark
                     case ListOffsetsRequest.earliestTimestamp: offset = log.logStartOffset
-                    case let timestamp where timestamp >= 0: offset = try log.offset(forTimestamp: timestamp) ?? log.logEndOffset
+                    case let timestamp where timestamp >= 0:
+                        offset = min(try log.offset(forTimestamp: timestamp) ?? log.highWatermark, log.highWatermark)
                     default:
                         throw WireError(.invalidRequest, "timestamp \(requested.timestamp) is not -1 (latest), -2 (earliest) or an epoch-millisecond time")
                     }

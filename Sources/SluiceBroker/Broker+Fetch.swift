@@ -61,7 +61,7 @@ extension Broker {
                 guard let id = partition.addWaiter(fire) else { grew = true; continue }
                 registrations.append((partition, id))
                 // An append between the read and the registration would not wake us: check once more.
-                if partition.log.logEndOffset > fetched.logEndOffset { grew = true }
+                if partition.log.highWatermark > fetched.logEndOffset { grew = true }
             }
         }
         let timeout = eventLoop.scheduleTask(in: .milliseconds(Int64(maxWaitMs))) { fire() }
@@ -78,17 +78,27 @@ extension Broker {
     /// Reads what each partition has from its fetch offset (bounded per partition and in total).
     private func read(_ request: FetchRequest) -> [FetchedTopic] {
         var budget = min(Int(max(request.maxBytes, 0)), config.fetchResponseBytesMax)
+        var returned = false
         return request.topics.map { topic in
             FetchedTopic(name: topic.name, partitions: topic.partitions.map { requested in
                 do {
                     let partition = try registry.partition(topic.name, requested.partition)
                     let log = partition.log
+                    let highWatermark = log.highWatermark
+                    // Only the response's first batch may exceed the budget; once it is spent the other
+                    // partitions answer empty, which also bounds the frame size and the descriptors.
+                    guard budget > 0 || !returned else {
+                        return FetchedPartition(
+                            head: FetchPartitionHead(partition: requested.partition, highWatermark: highWatermark, logStartOffset: log.logStartOffset),
+                            region: nil, logEndOffset: highWatermark)
+                    }
                     let limit = min(Int(max(requested.partitionMaxBytes, 1)), max(budget, 1))
-                    let (region, start, end) = try log.readRegion(from: requested.fetchOffset, maxBytes: limit)
+                    let (region, start, _) = try log.readRegion(from: requested.fetchOffset, maxBytes: limit, maxOffset: highWatermark)
                     budget -= region?.length ?? 0
+                    returned = returned || region != nil
                     return FetchedPartition(
-                        head: FetchPartitionHead(partition: requested.partition, highWatermark: end, logStartOffset: start),
-                        region: region, logEndOffset: end)
+                        head: FetchPartitionHead(partition: requested.partition, highWatermark: highWatermark, logStartOffset: start),
+                        region: region, logEndOffset: highWatermark)
                 } catch {
                     let wire = wireError(for: error, api: .fetch)
                     return FetchedPartition(

@@ -84,11 +84,16 @@ extension Broker {
         var first: Int64?
         var last: Int64 = -1
         guard remaining.readableBytes > 0 else { throw WireError(.invalidRecord, "the produce request holds no record batch") }
+        // Every batch is checked before any is stored: a request is refused whole, never half-stored.
+        var batches: [(RecordBatch, RecordBatchHeader)] = []
         while remaining.readableBytes > 0 {
             var (batch, header) = try Self.takeBatch(&remaining, maxMessageBytes: maxBytes, limits: limits)
             if let required, header.codec != required {
                 (batch, header) = try Self.recompress(batch, header, to: required, limits: limits)
             }
+            batches.append((batch, header))
+        }
+        for (batch, header) in batches {
             let outcome = try partition.appendWithoutWaiting(batch, header: header)
             first = first ?? outcome.firstOffset
             last = max(last, outcome.lastOffset)

@@ -158,6 +158,7 @@ public final class Broker: @unchecked Sendable {
         for topic in registry.allTopics {
             for partition in topic.partitions {
                 let log = partition.log
+                guard !log.isClosed else { continue }  // replaced by an alter meanwhile
                 do {
                     let deleted = try log.enforceRetention()
                     if !deleted.isEmpty {

@@ -169,20 +169,9 @@ final class GroupCoordinator: @unchecked Sendable {
 
     func commit(_ request: OffsetCommitRequest) throws -> PartitionErrorsResponse {
         try Self.validateGroupId(request.groupId)
-        try lock.withLock {
-            if let group = groups[request.groupId] {
-                let members = group.describeMembers().count
-                if request.memberEpoch == -1 && request.memberId.isEmpty && members > 0 {
-                    throw WireError(.groupNotEmpty,
-                        "group '\(request.groupId)' has \(members) active member(s); stop its consumers before changing its offsets")
-                }
-                if let error = group.validateCommit(memberId: request.memberId, memberEpoch: request.memberEpoch) {
-                    throw Self.wireError(error)
-                }
-            } else if request.memberEpoch != -1 {
-                throw WireError(.unknownMemberId, "member '\(request.memberId)' is not in group '\(request.groupId)'; rejoin before committing")
-            }
-        }
+        // Checked again under commitLock, right before the write, so a member fenced meanwhile cannot
+        // still land a commit.
+        try validateCommitter(request)
         let now = Self.nowMs()
         var results: [PartitionErrorsResponse.Topic] = []
         var records: [Record] = []
@@ -205,6 +194,7 @@ final class GroupCoordinator: @unchecked Sendable {
         }
         guard !records.isEmpty else { return PartitionErrorsResponse(topics: results) }
         try commitLock.withLock {
+            try validateCommitter(request)
             let partition = try offsetsPartition(for: request.groupId)
             let batch = try RecordBatch.build(records: records, codec: .none)
             _ = try partition.appendInternal(batch)
@@ -213,6 +203,23 @@ final class GroupCoordinator: @unchecked Sendable {
             }
         }
         return PartitionErrorsResponse(topics: results)
+    }
+
+    private func validateCommitter(_ request: OffsetCommitRequest) throws {
+        try lock.withLock {
+            if let group = groups[request.groupId] {
+                let members = group.describeMembers().count
+                if request.memberEpoch == -1 && request.memberId.isEmpty && members > 0 {
+                    throw WireError(.groupNotEmpty,
+                        "group '\(request.groupId)' has \(members) active member(s); stop its consumers before changing its offsets")
+                }
+                if let error = group.validateCommit(memberId: request.memberId, memberEpoch: request.memberEpoch) {
+                    throw Self.wireError(error)
+                }
+            } else if request.memberEpoch != -1 {
+                throw WireError(.unknownMemberId, "member '\(request.memberId)' is not in group '\(request.groupId)'; rejoin before committing")
+            }
+        }
     }
 
     private func checkCommit(_ topic: String, _ p: OffsetCommitRequest.Partition) -> WireError? {

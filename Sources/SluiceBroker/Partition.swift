@@ -122,12 +122,19 @@ final class Partition: @unchecked Sendable {
     }
 
     /// Replaces the log with one opened with new settings (after `alter`).
+    /// If the new settings cannot be opened, the log reopens with its old ones and the error is thrown.
     func reopen(config: LogConfig, logger: Logger) throws {
         try appendLock.withLock {
             let old = log
             try old.close()
-            let reopened = try PartitionLog.open(directory: directory, config: config, logger: logger)
-            lock.withLock { currentLog = reopened }
+            do {
+                let reopened = try PartitionLog.open(directory: directory, config: config, logger: logger)
+                lock.withLock { currentLog = reopened }
+            } catch {
+                let restored = try PartitionLog.open(directory: directory, config: old.config, logger: logger)
+                lock.withLock { currentLog = restored }
+                throw error
+            }
         }
     }
 

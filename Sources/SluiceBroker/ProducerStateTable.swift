@@ -91,7 +91,8 @@ struct ProducerStateTable {
         } else if producers[header.producerId].map({ $0.epoch < header.producerEpoch }) ?? true {
             producers[header.producerId] = Entry(epoch: header.producerEpoch, batches: [batch], lastOffset: lastOffset)
         }
-        if producers.count > Self.producersMax { forgetOldest() }
+        // Forget in bulk so the sort runs once per `forgetBatch` new producers, not on every batch.
+        if producers.count > Self.producersMax + Self.forgetBatch { forgetOldest() }
     }
 
     /// Drops what refers to offsets at or above `offset` (after a truncation of the log).
@@ -101,6 +102,8 @@ struct ProducerStateTable {
             if entry.batches.isEmpty { producers[id] = nil } else { producers[id] = entry }
         }
     }
+
+    static let forgetBatch = 1000
 
     private mutating func forgetOldest() {
         let excess = producers.count - Self.producersMax

@@ -11,6 +11,9 @@ struct TopicConfig: Sendable, Hashable {
         "retention.bytes", "retention.ms", "segment.bytes", "segment.ms",
     ]
 
+    /// Largest value `max.message.bytes` may take, and the bound every log applies to stored batches.
+    static let maxMessageBytesCeiling = 64 * 1024 * 1024
+
     /// Values set on the topic (validated).
     private(set) var overrides: [String: String]
 
@@ -56,7 +59,11 @@ struct TopicConfig: Sendable, Hashable {
                 throw WireError(.invalidConfig, "flush.policy must be always, interval or os, got '\(value)'")
             }
         case "flush.interval.ms": try integer(min: 1)
-        case "max.message.bytes": try integer(min: Int64(RecordBatchHeader.size))
+        case "max.message.bytes":
+            try integer(min: Int64(RecordBatchHeader.size))
+            if let number = Int64(value), number > Int64(maxMessageBytesCeiling) {
+                throw WireError(.invalidConfig, "max.message.bytes may be at most \(maxMessageBytesCeiling) (64 MiB), got \(value)")
+            }
         case "retention.bytes", "retention.ms": try integer(min: 1, allowMinusOne: true)
         case "segment.bytes": try integer(min: 1024)
         case "segment.ms": try integer(min: 1)
@@ -92,8 +99,10 @@ struct TopicConfig: Sendable, Hashable {
               let cleanup = CleanupPolicy(name: value("cleanup.policy", defaults: defaults)) else {
             throw WireError(.invalidConfig, "flush.policy or cleanup.policy has an invalid value")
         }
-        let maxMessage = maxMessageBytes(defaults: defaults)
-        let limits = Limits(batchBytesMax: max(maxMessage, RecordBatchHeader.size),
+        // The log's own bound on stored batches is fixed: max.message.bytes only limits what producers
+        // may send now. Tied to it, lowering the setting made recovery treat older, larger batches as
+        // corrupt and cut them off.
+        let limits = Limits(batchBytesMax: Self.maxMessageBytesCeiling,
                             batchDecompressedBytesMax: defaults.limits.batchDecompressedBytesMax,
                             batchRecordsMax: defaults.limits.batchRecordsMax, recordHeadersMax: defaults.limits.recordHeadersMax)
         let config = LogConfig(

@@ -179,7 +179,11 @@ final class TopicRegistry: @unchecked Sendable {
 
     // MARK: Changes
 
-    /// Creates a topic (internal names only when `allowInternal`).
+    /// Names being created or deleted: their directories are in flux, so the name is not available.
+    private var busy: Set<String> = []
+
+    /// Creates a topic (internal names only when `allowInternal`). The name is reserved under the lock;
+    /// the logs are opened outside it, so metadata and heartbeats never wait for file creation.
     @discardableResult
     func create(name: String, partitions: Int32, configs: [ConfigEntry], allowInternal: Bool = false, validateOnly: Bool = false) throws -> Topic {
         try Self.validateName(name, allowInternal: allowInternal)
@@ -187,25 +191,38 @@ final class TopicRegistry: @unchecked Sendable {
             throw WireError(.invalidPartitions, "a topic needs 1...\(partitionsPerTopicMax) partitions, got \(partitions)")
         }
         let config = try TopicConfig.validated([:], applying: configs, defaults: defaults)
-        return try lock.withLock {
+        try lock.withLock {
             guard topics[name] == nil else { throw WireError(.topicAlreadyExists, "topic '\(name)' already exists") }
-            guard topics.count < topicsMax else {
+            guard !busy.contains(name) else {
+                throw WireError(.topicAlreadyExists, "topic '\(name)' is being created or deleted; retry in a moment")
+            }
+            guard topics.count + busy.count < topicsMax else {
                 throw WireError(.invalidRequest, "the broker already holds \(topicsMax) topics, its limit")
             }
-            let placeholder = Topic(name: name, config: config, partitions: [])
-            if validateOnly { return placeholder }
-            // Leftover directories of an uncommitted earlier attempt would be adopted: clear them.
-            for index in 0..<partitions where FileSystem.exists(partitionDirectory(name, index)) {
-                try removeTree(partitionDirectory(name, index))
-            }
-            let topic = try openTopic(name: name, partitionCount: partitions, config: config)
-            try writeTopicFile(name: name, partitions: partitions, config: config)
-            topics[name] = topic
-            logger.info("created topic", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
-            return topic
+            if !validateOnly { busy.insert(name) }
         }
+        if validateOnly { return Topic(name: name, config: config, partitions: []) }
+        defer { lock.withLock { _ = busy.remove(name) } }
+        // Leftover directories of an uncommitted earlier attempt would be adopted: clear them.
+        for index in 0..<partitions where FileSystem.exists(partitionDirectory(name, index)) {
+            try removeTree(partitionDirectory(name, index))
+        }
+        let topic = try openTopic(name: name, partitionCount: partitions, config: config)
+        do {
+            // The new directories must be durable before the .topic file commits the topic.
+            try FileSystem.syncDirectory(dataDirectory)
+            try writeTopicFile(name: name, partitions: partitions, config: config)
+        } catch {
+            for partition in topic.partitions { try? partition.close() }
+            throw error
+        }
+        lock.withLock { topics[name] = topic }
+        logger.info("created topic", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
+        return topic
     }
 
+    /// Deletes a topic: its .topic file first (the commit point), then its directories. The name stays
+    /// reserved until the directories are gone, so a create of the same name cannot adopt them.
     func delete(name: String) throws {
         let topic: Topic = try lock.withLock {
             guard let topic = topics[name] else { throw WireError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
@@ -213,8 +230,10 @@ final class TopicRegistry: @unchecked Sendable {
             try FileSystem.remove(metaDirectory + "/\(name).topic")
             try FileSystem.syncDirectory(metaDirectory)
             topics[name] = nil
+            busy.insert(name)
             return topic
         }
+        defer { lock.withLock { _ = busy.remove(name) } }
         for partition in topic.partitions {
             try? partition.close()
             let doomed = partition.directory + ".deleting"
@@ -224,15 +243,21 @@ final class TopicRegistry: @unchecked Sendable {
         logger.info("deleted topic", metadata: ["topic": "\(name)"])
     }
 
+    /// Changes a topic's settings: validated against the current ones and written under the lock (so
+    /// concurrent alters do not lose updates and a deleted or recreated topic is not resurrected), then
+    /// the logs reopen with the new settings.
     func alter(name: String, configs: [ConfigEntry], validateOnly: Bool) throws {
-        guard let topic = topic(name) else { throw WireError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
-        let config = try TopicConfig.validated(topic.config.overrides, applying: configs, defaults: defaults)
-        guard !validateOnly else { return }
-        let logConfig = try config.logConfig(defaults: defaults)
-        try lock.withLock {
-            try writeTopicFile(name: name, partitions: Int32(topic.partitions.count), config: config)
-            topic.config = config
+        let (topic, logConfig): (Topic, LogConfig) = try lock.withLock {
+            guard let topic = topics[name] else { throw WireError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
+            let config = try TopicConfig.validated(topic.config.overrides, applying: configs, defaults: defaults)
+            let logConfig = try config.logConfig(defaults: defaults)
+            if !validateOnly {
+                try writeTopicFile(name: name, partitions: Int32(topic.partitions.count), config: config)
+                topic.config = config
+            }
+            return (topic, logConfig)
         }
+        guard !validateOnly else { return }
         for partition in topic.partitions where partition.log.config != logConfig {
             try partition.reopen(config: logConfig, logger: logger)
         }

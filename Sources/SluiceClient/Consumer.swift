@@ -109,17 +109,34 @@ public actor Consumer {
         let fetched = try await pollBatches()
         var records: [ConsumerRecord] = []
         records.reserveCapacity(fetched.recordCountEstimate)
+        do {
+            try decodeAll(fetched, into: &records)
+        } catch {
+            rewind(fetched)
+            throw error
+        }
+        return records
+    }
+
+    /// Puts the positions back to where `fetched` started (after its records could not be processed),
+    /// so nothing in it is skipped.
+    public func rewind(_ fetched: FetchedRecords) {
+        for chunk in fetched.chunks where positions[chunk.key] != nil { positions[chunk.key] = chunk.from }
+        prefetched = nil
+    }
+
+    private func decodeAll(_ fetched: FetchedRecords, into records: inout [ConsumerRecord]) throws {
         try fetched.forEach { key, view in
             records.append(ConsumerRecord(
                 topic: key.topic, partition: key.partition, offset: view.offset, timestamp: view.timestamp,
                 key: view.key.map { [UInt8]($0) }, value: view.value.map { [UInt8]($0) },
                 headers: view.headerCount == 0 ? [] : view.headers()))
         }
-        return records
     }
 
     /// Like `poll`, but hands back the fetched batches undecoded: `FetchedRecords.forEach` then shows
     /// each record in place, without copying keys and values (the fast path for high-volume readers).
+    /// Positions already point past these batches; call `rewind` if they cannot be processed.
     public func pollBatches() async throws -> FetchedRecords {
         if config.groupId != nil && Self.nowMs() >= nextHeartbeatMs { try await heartbeat() }
         if config.autoCommit && config.groupId != nil && Self.nowMs() - lastCommitMs >= config.autoCommitIntervalMs {
@@ -131,6 +148,8 @@ public actor Consumer {
         }
         let response = try await nextFetch()
         var chunks: [FetchedRecords.Chunk] = []
+        var advanced: [TopicPartitionKey: Int64] = [:]
+        var outOfRange: [TopicPartitionKey] = []
         for topic in response.topics {
             for partition in topic.partitions {
                 let key = TopicPartitionKey(topic: topic.name, partition: partition.head.partition)
@@ -138,18 +157,23 @@ public actor Consumer {
                 switch partition.head.error {
                 case .none: break
                 case .offsetOutOfRange:
-                    try await resolve(key, config.start)
+                    outOfRange.append(key)
                     continue
+                case let code where code.isRetriable:
+                    continue  // this partition is retried by the next poll; the others go on
                 default:
+                    // Nothing of this response is applied: positions stay where they were.
                     throw SluiceClientError(WireError(partition.head.error, "\(key): \(partition.head.errorMessage ?? "")"))
                 }
                 highWatermarks[key] = partition.head.highWatermark
                 // Positions move by batch headers alone, so the next fetch can be on its way while these
                 // records are decoded.
-                positions[key] = max(position, Self.nextOffset(after: partition.records) ?? position)
+                advanced[key] = max(position, Self.nextOffset(after: partition.records) ?? position)
                 chunks.append(FetchedRecords.Chunk(key: key, from: position, bytes: partition.records))
             }
         }
+        for key in outOfRange { try await resolve(key, config.start) }
+        for (key, next) in advanced where positions[key] != nil { positions[key] = next }
         prefetch()
         return FetchedRecords(chunks: chunks)
     }

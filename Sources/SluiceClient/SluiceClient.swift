@@ -51,6 +51,7 @@ public final class SluiceClient: @unchecked Sendable {
     private let ownsGroup: Bool
     private let lock = NIOLock()
     private var connection: BrokerConnection?
+    private var connecting: Task<BrokerConnection, any Error>?
 
     public init(brokers: [BrokerAddress], clientId: String = "sluice", requestTimeoutMs: Int64 = 30_000,
                 eventLoopGroup: (any EventLoopGroup)? = nil) {
@@ -82,21 +83,58 @@ public final class SluiceClient: @unchecked Sendable {
         lock.withLock { connection.flatMap { $0.isActive ? $0 : nil } }
     }
 
-    /// The live connection, connecting to the bootstrap brokers in turn when there is none.
+    /// The live connection, connecting to the bootstrap brokers in turn when there is none. Callers
+    /// that arrive while a connect is under way share it (one connection, so request order holds).
     public func connection() async throws -> BrokerConnection {
         if let current = lock.withLock({ connection }), current.isActive { return current }
+        let attempt: Task<BrokerConnection, any Error> = lock.withLock {
+            if let connecting { return connecting }
+            let task = Task { try await self.connectToAnyBroker() }
+            connecting = task
+            return task
+        }
+        return try await attempt.value
+    }
+
+    private func connectToAnyBroker() async throws -> BrokerConnection {
         var failures: [String] = []
         for address in brokers {
             do {
                 let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
-                lock.withLock { connection = fresh }
+                try await Self.handshake(fresh)
+                lock.withLock {
+                    connection = fresh
+                    connecting = nil
+                }
                 return fresh
-            } catch let error as SluiceClientError {
-                failures.append(error.message)
+            } catch {
+                failures.append((error as? SluiceClientError)?.message ?? "\(address): \(error)")
             }
         }
+        lock.withLock { connecting = nil }
         if failures.count == 1 { throw SluiceClientError(.unreachable, failures[0]) }
         throw SluiceClientError(.unreachable, "no broker reachable:\n  " + failures.joined(separator: "\n  "))
+    }
+
+    /// Asks the broker which API versions it speaks and checks it speaks every one this client uses.
+    static func handshake(_ connection: BrokerConnection) async throws {
+        let answer: ApiVersionsResponse
+        do {
+            answer = try await connection.send(.apiVersions, ApiVersionsRequest(), expecting: ApiVersionsResponse.self, timeoutMs: 10_000)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        let spoken = Dictionary(answer.apis.map { ($0.apiKey, $0.minVersion...$0.maxVersion) }, uniquingKeysWith: { first, _ in first })
+        let missing = ApiKey.allCases.filter { api in
+            guard let range = spoken[api.rawValue] else { return true }
+            return !range.overlaps(api.supportedVersions)
+        }
+        guard missing.isEmpty else {
+            await connection.close()
+            throw SluiceClientError(.broker(.unsupportedVersion),
+                "the broker at \(connection.host):\(connection.port) (\(answer.brokerSoftware)) does not speak \(missing.map { "\($0)" }.joined(separator: ", ")) in a version this client knows; upgrade the broker or use a matching client")
+        }
     }
 
     /// Sends one request, reconnecting once if the connection had dropped.

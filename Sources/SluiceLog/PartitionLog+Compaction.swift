@@ -39,6 +39,7 @@ extension PartitionLog {
         guard config.cleanupPolicy.contains(.compact) else { return CompactionResult() }
         return try maintenance.withLock {
             let current = snapshot()
+            guard !current.closed else { return CompactionResult() }  // a replaced log's files belong to its successor
             var result = CompactionResult()
             let (map, mapEnd) = try buildKeyMap(current)
             result.mapEndOffset = mapEnd

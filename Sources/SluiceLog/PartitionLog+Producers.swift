@@ -19,6 +19,18 @@ extension PartitionLog {
         try sync(upTo: offset + 1)
     }
 
+    /// The offset below which consumers may read: with `FlushPolicy.always` only what is on stable
+    /// storage (a consumer must never see, and commit past, records a crash can take back); with the
+    /// other policies everything appended, as they acknowledge before the fsync anyway.
+    public var highWatermark: Int64 {
+        let end = logEndOffset
+        guard config.flushPolicy == .always else { return end }
+        return min(end, groupCommit.durable)
+    }
+
+    /// True once `close` ran: maintenance skips the log.
+    public var isClosed: Bool { snapshot().closed }
+
     /// Calls `body` with the header of every batch from the segment holding `offset` to the end, oldest
     /// first. Each batch is CRC-checked as it is read. Used to rebuild producer state at open.
     public func forEachBatchHeader(from offset: Int64, _ body: (RecordBatchHeader) throws -> Void) throws {

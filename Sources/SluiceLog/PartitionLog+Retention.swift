@@ -9,6 +9,7 @@ extension PartitionLog {
         guard config.cleanupPolicy.contains(.delete) else { return [] }
         return try maintenance.withLock {
             let current = snapshot()
+            guard !current.closed else { return [] }  // a replaced log's files belong to its successor
             let closed = current.segments.dropLast()
             var doomed = 0
             if let retention = config.retentionMilliseconds {

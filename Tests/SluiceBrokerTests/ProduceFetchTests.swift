@@ -202,4 +202,62 @@ struct ProduceFetchTests {
         await client.close()
         await harness.stop()
     }
+
+    @Test("lowering max.message.bytes refuses new large batches but keeps the stored ones, across a restart")
+    func loweringMaxMessageBytesKeepsData() async throws {
+        let harness = try await BrokerHarness.start()
+        var client = harness.client()
+        try await client.createTopic("m", partitions: 1)
+        let big = String(repeating: "v", count: 3000)
+        for index in 0..<3 {
+            let answer = try await Self.produce(client, topic: "m", try Self.batch(["\(index)" + big]))
+            #expect(answer.error == .none)
+        }
+        try await client.alterTopic("m", configs: ["max.message.bytes": "1024"])
+        let refused = try await Self.produce(client, topic: "m", try Self.batch(["late" + big]))
+        #expect(refused.error == .messageTooLarge)
+        #expect(try await Self.fetchAll(client, topic: "m").count == 3)
+        await client.close()
+        try await harness.restart()
+        client = harness.client()
+        #expect(try await Self.fetchAll(client, topic: "m").count == 3)
+        await client.close()
+        await harness.stop()
+    }
+
+    @Test("a produce request with one bad batch stores none of its batches")
+    func requestRefusedWhole() async throws {
+        let harness = try await BrokerHarness.start()
+        let client = harness.client()
+        try await client.createTopic("w", partitions: 1)
+        var records = try Self.batch(["good"])
+        var bad = try Self.batch(["bad"])
+        bad.setInteger(UInt8(0xFF), at: bad.writerIndex - 1)  // breaks the CRC
+        records.writeBuffer(&bad)
+        let answer = try await Self.produce(client, topic: "w", records)
+        #expect(answer.error == .corruptMessage)
+        #expect(try await client.listOffsets(topic: "w", partitions: [0], timestamp: ListOffsetsRequest.latestTimestamp)[0] == 0)
+        await client.close()
+        await harness.stop()
+    }
+
+    @Test("once a fetch's byte budget is spent, further partitions answer empty")
+    func fetchBudget() async throws {
+        let harness = try await BrokerHarness.start()
+        let client = harness.client()
+        try await client.createTopic("f", partitions: 4)
+        for partition: Int32 in 0..<4 {
+            _ = try await Self.produce(client, topic: "f", partition: partition, try Self.batch([String(repeating: "x", count: 500)]))
+        }
+        let request = FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: 1, topics: [
+            .init(name: "f", partitions: (0..<4).map { .init(partition: $0, fetchOffset: 0, partitionMaxBytes: 1 << 20) }),
+        ])
+        let response = try await client.send(.fetch, request, expecting: FetchResponse.self)
+        let sizes = response.topics.first?.partitions.map(\.records.readableBytes) ?? []
+        #expect(sizes.count == 4)
+        #expect(sizes.first ?? 0 > 0, "the first batch is always sent")
+        #expect(sizes.dropFirst().allSatisfy { $0 == 0 }, "\(sizes)")
+        await client.close()
+        await harness.stop()
+    }
 }
