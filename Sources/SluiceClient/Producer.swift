@@ -88,6 +88,10 @@ public actor Producer {
     private var sticky: [String: StickyPartitioner] = [:]
     private var producerId: Int64 = -1
     private var producerEpoch: Int16 = -1
+    /// Partitions whose pending batch waits for a new producer id.
+    private var sealAfterIdentity: Set<TopicPartitionKey> = []
+    /// Producer ids given up after a permanent failure (see `abandonIdentity`).
+    private var abandonedProducerIds: Set<Int64> = []
     /// The connection batches are written to; requests started on it keep their order.
     private var connection: BrokerConnection?
     private var buffered = 0
@@ -230,6 +234,11 @@ public actor Producer {
     /// Turns a partition's pending records into a batch and sends it (or queues it behind in-flight ones).
     private func seal(_ key: TopicPartitionKey) {
         guard var state = partitions[key], !state.pending.records.isEmpty else { return }
+        if config.idempotent && config.acks != .none && producerId < 0 {
+            // Waiting for a new producer id (after one was abandoned); sealed once it arrives.
+            sealAfterIdentity.insert(key)
+            return
+        }
         let pending = state.pending
         state.pending = Pending()
         let sequence = state.nextSequence
@@ -319,9 +328,12 @@ public actor Producer {
             }
             release(sealed.completions.count)
         case .failure(let error):
+            let batchProducer = sealed.batch.header.producerId
             // An out-of-order answer usually means an earlier batch of the partition failed and is being
-            // retried; resending in order resolves it (a batch truly lost exhausts the retries).
-            let retriable = error.isRetriable || error.code == .outOfOrderSequence
+            // retried; resending in order resolves it. Not when an earlier batch of this producer id
+            // failed for good: its sequence gap can never close.
+            let gapForever = batchProducer >= 0 && abandonedProducerIds.contains(batchProducer)
+            let retriable = error.isRetriable || (error.code == .outOfOrderSequence && !gapForever)
             if retriable && sealed.attempts < config.retriesMax {
                 var again = sealed
                 again.attempts += 1
@@ -331,8 +343,55 @@ public actor Producer {
             }
             partitions[sealed.key]?.inFlight -= 1
             finish(sealed.completions, .failure(error))
+            if batchProducer >= 0 { abandonIdentity(batchProducer) }
         }
         pump(sealed.key)
+    }
+
+    /// After a batch failed for good, its producer id has a sequence gap the broker will never accept
+    /// past. Later records get a new producer id (sequences from 0 on every partition), as Kafka's
+    /// producer bumps its epoch; batches already sealed with the old id fail with the reason.
+    private func abandonIdentity(_ id: Int64) {
+        guard !abandonedProducerIds.contains(id) else { return }
+        abandonedProducerIds.insert(id)
+        if producerId == id {
+            producerId = -1
+            producerEpoch = -1
+            Task { await self.refreshIdentity(attempt: 0) }
+        }
+        for key in partitions.keys {
+            partitions[key]?.nextSequence = 0
+            let stale = partitions[key]?.waiting.filter { $0.batch.header.producerId == id } ?? []
+            partitions[key]?.waiting.removeAll { $0.batch.header.producerId == id }
+            for sealed in stale {
+                finish(sealed.completions, .failure(SluiceClientError(.broker(.outOfOrderSequence),
+                    "\(sealed.key): an earlier batch of this producer failed for good, so this one cannot follow it; send it again")))
+            }
+        }
+    }
+
+    private func refreshIdentity(attempt: Int) async {
+        guard producerId < 0 else { return }
+        do {
+            (producerId, producerEpoch) = try await client.initProducerId()
+        } catch {
+            guard attempt < config.retriesMax else {
+                let failure = (error as? SluiceClientError) ?? SluiceClientError(.connectionClosed, "\(error)")
+                for key in sealAfterIdentity {
+                    guard let pending = partitions[key]?.pending else { continue }
+                    partitions[key]?.pending = Pending()
+                    finish(pending.completions, .failure(failure))
+                }
+                sealAfterIdentity.removeAll()
+                return
+            }
+            try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
+            await refreshIdentity(attempt: attempt + 1)
+            return
+        }
+        let keys = sealAfterIdentity
+        sealAfterIdentity.removeAll()
+        for key in keys { seal(key) }
     }
 
     private func finish(_ completions: [Completion?], _ result: Result<RecordMetadata, SluiceClientError>) {

@@ -260,4 +260,36 @@ struct ProduceFetchTests {
         await client.close()
         await harness.stop()
     }
+
+    @Test("after a batch fails for good, the producer continues under a new producer id instead of failing forever")
+    func producerRecoversFromPermanentFailure() async throws {
+        let harness = try await BrokerHarness.start()
+        let client = harness.client()
+        try await client.createTopic("r", partitions: 1, configs: ["max.message.bytes": "1024"])
+        var config = ProducerConfig()
+        config.retryBackoffMs = 1
+        let producer = Producer(client: client, config: config)
+        func send(_ size: Int) async -> Result<RecordMetadata, SluiceClientError> {
+            do {
+                return .success(try await producer.send(ProducerRecord(topic: "r", value: Array(repeating: 0x61, count: size), partition: 0)))
+            } catch let error as SluiceClientError {
+                return .failure(error)
+            } catch {
+                return .failure(SluiceClientError(.invalidArgument, "\(error)"))
+            }
+        }
+        #expect((try? (await send(10)).get()) != nil)
+        guard case .failure(let tooLarge) = await send(5000) else {
+            Issue.record("a batch above max.message.bytes was accepted")
+            return
+        }
+        #expect(tooLarge.code == .messageTooLarge)
+        for _ in 0..<3 {
+            let result = await send(10)
+            #expect((try? result.get()) != nil, "\(result)")
+        }
+        #expect(try await Self.fetchAll(client, topic: "r").count == 4)
+        await client.close()
+        await harness.stop()
+    }
 }
