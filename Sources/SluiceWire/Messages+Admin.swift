@@ -93,7 +93,7 @@ public struct PartitionMetadata: Sendable, Hashable {
     }
 }
 
-public struct TopicMetadata: Sendable, Hashable {
+public struct TopicMetadata: WireErrorCarrying, Sendable, Hashable {
     public var error: ErrorCode
     public var errorMessage: String?
     public var name: String
@@ -126,8 +126,7 @@ public struct MetadataResponse: WireMessage, Hashable {
         }
         controllerId = try reader.readInt32("controller_id")
         topics = try reader.readArray("topics") { r in
-            let error = try r.readErrorCode()
-            let message = try r.readNullableString("error_message")
+            let (error, message) = try r.readErrorPair()
             let name = try r.readString("name")
             let isInternal = try r.readBool("is_internal")
             let partitions = try r.readArray("partitions") { p in
@@ -149,8 +148,7 @@ public struct MetadataResponse: WireMessage, Hashable {
         }
         writer.write(controllerId)
         writer.write(topics) { w, t in
-            w.write(t.error.rawValue)
-            w.write(t.errorMessage)
+            w.write(error: t.error, message: t.errorMessage)
             w.write(t.name)
             w.write(t.isInternal)
             w.write(t.partitions) { w, p in
@@ -206,7 +204,8 @@ extension WireWriter {
 }
 
 public struct CreateTopicsRequest: WireMessage, Hashable {
-    public struct Topic: Sendable, Hashable {
+    /// `name string, partitions int32, replication_factor int16, configs [key string, value string?]`.
+    public struct Topic: WireEntry, Hashable {
         public var name: String
         public var partitions: Int32
         public var replicationFactor: Int16
@@ -217,6 +216,20 @@ public struct CreateTopicsRequest: WireMessage, Hashable {
             self.partitions = partitions
             self.replicationFactor = replicationFactor
             self.configs = configs
+        }
+
+        public init(from reader: inout WireReader) throws {
+            name = try reader.readString("name")
+            partitions = try reader.readInt32("partitions")
+            replicationFactor = try reader.readInt16("replication_factor")
+            configs = try reader.readConfigs(withDefaultFlag: false)
+        }
+
+        public func encode(to writer: inout WireWriter) {
+            writer.write(name)
+            writer.write(partitions)
+            writer.write(replicationFactor)
+            writer.write(configs: configs, withDefaultFlag: false)
         }
     }
 
@@ -229,26 +242,18 @@ public struct CreateTopicsRequest: WireMessage, Hashable {
     }
 
     public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readInt32("partitions"),
-                  replicationFactor: try r.readInt16("replication_factor"), configs: try r.readConfigs(withDefaultFlag: false))
-        }
+        topics = try reader.readEntries("topics")
         validateOnly = try reader.readBool("validate_only")
     }
 
     public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions)
-            w.write(t.replicationFactor)
-            w.write(configs: t.configs, withDefaultFlag: false)
-        }
+        writer.write(entries: topics)
         writer.write(validateOnly)
     }
 }
 
-/// Per-topic outcome of CreateTopics, DeleteTopics and AlterConfigs.
-public struct TopicResult: Sendable, Hashable {
+/// Per-topic outcome of CreateTopics, DeleteTopics and AlterConfigs: `name string, error int16, message string?`.
+public struct TopicResult: WireEntry, WireErrorCarrying, Hashable {
     public var name: String
     public var error: ErrorCode
     public var errorMessage: String?
@@ -259,29 +264,22 @@ public struct TopicResult: Sendable, Hashable {
         self.errorMessage = errorMessage
     }
 
-    /// The error as a throwable value, or nil on success.
-    public var wireError: WireError? { error == .none ? nil : WireError(error, errorMessage ?? "") }
+    public init(from reader: inout WireReader) throws {
+        name = try reader.readString("name")
+        (error, errorMessage) = try reader.readErrorPair()
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(name)
+        writer.write(error: error, message: errorMessage)
+    }
 }
 
 /// Answer of CreateTopics, DeleteTopics and AlterConfigs: one result per topic.
-public struct TopicResultsResponse: WireMessage, Hashable {
+public struct TopicResultsResponse: TopicsMessage, Hashable {
     public var topics: [TopicResult]
 
     public init(topics: [TopicResult]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            TopicResult(name: try r.readString("name"), error: try r.readErrorCode(), errorMessage: try r.readNullableString("error_message"))
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.error.rawValue)
-            w.write(t.errorMessage)
-        }
-    }
 }
 
 public struct DeleteTopicsRequest: WireMessage, Hashable {
@@ -312,8 +310,9 @@ public struct DescribeConfigsRequest: WireMessage, Hashable {
     }
 }
 
-public struct DescribeConfigsResponse: WireMessage, Hashable {
-    public struct Topic: Sendable, Hashable {
+public struct DescribeConfigsResponse: TopicsMessage, Hashable {
+    /// `name string, error int16, message string?, configs [key string, value string?, is_default bool]`.
+    public struct Topic: WireEntry, WireErrorCarrying, Hashable {
         public var name: String
         public var error: ErrorCode
         public var errorMessage: String?
@@ -325,37 +324,44 @@ public struct DescribeConfigsResponse: WireMessage, Hashable {
             self.errorMessage = errorMessage
             self.configs = configs
         }
+
+        public init(from reader: inout WireReader) throws {
+            name = try reader.readString("name")
+            (error, errorMessage) = try reader.readErrorPair()
+            configs = try reader.readConfigs(withDefaultFlag: true)
+        }
+
+        public func encode(to writer: inout WireWriter) {
+            writer.write(name)
+            writer.write(error: error, message: errorMessage)
+            writer.write(configs: configs, withDefaultFlag: true)
+        }
     }
 
     public var topics: [Topic]
 
     public init(topics: [Topic]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), error: try r.readErrorCode(), errorMessage: try r.readNullableString("error_message"),
-                  configs: try r.readConfigs(withDefaultFlag: true))
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.error.rawValue)
-            w.write(t.errorMessage)
-            w.write(configs: t.configs, withDefaultFlag: true)
-        }
-    }
 }
 
 public struct AlterConfigsRequest: WireMessage, Hashable {
-    public struct Topic: Sendable, Hashable {
+    /// `name string, configs [key string, value string?]`.
+    public struct Topic: WireEntry, Hashable {
         public var name: String
         public var configs: [ConfigEntry]
 
         public init(name: String, configs: [ConfigEntry]) {
             self.name = name
             self.configs = configs
+        }
+
+        public init(from reader: inout WireReader) throws {
+            name = try reader.readString("name")
+            configs = try reader.readConfigs(withDefaultFlag: false)
+        }
+
+        public func encode(to writer: inout WireWriter) {
+            writer.write(name)
+            writer.write(configs: configs, withDefaultFlag: false)
         }
     }
 
@@ -368,17 +374,12 @@ public struct AlterConfigsRequest: WireMessage, Hashable {
     }
 
     public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), configs: try r.readConfigs(withDefaultFlag: false))
-        }
+        topics = try reader.readEntries("topics")
         validateOnly = try reader.readBool("validate_only")
     }
 
     public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(configs: t.configs, withDefaultFlag: false)
-        }
+        writer.write(entries: topics)
         writer.write(validateOnly)
     }
 }

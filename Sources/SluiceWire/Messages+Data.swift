@@ -22,7 +22,8 @@ public enum Acks: Int16, Sendable, Hashable, CaseIterable {
 }
 
 public struct ProduceRequest: WireMessage {
-    public struct Partition: Sendable {
+    /// `partition int32, records bytes`.
+    public struct Partition: WireEntry {
         public var partition: Int32
         /// One or more record batches back to back, in the storage format.
         public var records: ByteBuffer
@@ -31,17 +32,20 @@ public struct ProduceRequest: WireMessage {
             self.partition = partition
             self.records = records
         }
-    }
 
-    public struct Topic: Sendable {
-        public var name: String
-        public var partitions: [Partition]
+        public init(from reader: inout WireReader) throws {
+            partition = try reader.readInt32("partition")
+            records = try reader.readBytes("records")
+        }
 
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
+        public func encode(to writer: inout WireWriter) {
+            writer.write(partition)
+            writer.write(bytes: records)
         }
     }
+
+    /// A topic and the batches for its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var acks: Acks
     public var timeoutMs: Int32
@@ -58,28 +62,19 @@ public struct ProduceRequest: WireMessage {
         guard let acks = Acks(rawValue: rawAcks) else { throw WireDecodingError("acks must be 0, 1 or -1, got \(rawAcks)") }
         self.acks = acks
         timeoutMs = try reader.readInt32("timeout_ms")
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), records: try p.readBytes("records"))
-            })
-        }
+        topics = try reader.readEntries("topics")
     }
 
     public func encode(to writer: inout WireWriter, version: Int16) {
         writer.write(acks.rawValue)
         writer.write(timeoutMs)
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(bytes: p.records)
-            }
-        }
+        writer.write(entries: topics)
     }
 }
 
-public struct ProduceResponse: WireMessage, Hashable {
-    public struct Partition: Sendable, Hashable {
+public struct ProduceResponse: TopicsMessage, Hashable {
+    /// `partition int32, error int16, message string?, base_offset int64, log_start_offset int64`.
+    public struct Partition: WireEntry, WireErrorCarrying, Hashable {
         public var partition: Int32
         public var error: ErrorCode
         public var errorMessage: String?
@@ -95,49 +90,32 @@ public struct ProduceResponse: WireMessage, Hashable {
             self.logStartOffset = logStartOffset
         }
 
-        public var wireError: WireError? { error == .none ? nil : WireError(error, errorMessage ?? "") }
-    }
+        public init(from reader: inout WireReader) throws {
+            partition = try reader.readInt32("partition")
+            (error, errorMessage) = try reader.readErrorPair()
+            baseOffset = try reader.readInt64("base_offset")
+            logStartOffset = try reader.readInt64("log_start_offset")
+        }
 
-    public struct Topic: Sendable, Hashable {
-        public var name: String
-        public var partitions: [Partition]
-
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
+        public func encode(to writer: inout WireWriter) {
+            writer.write(partition)
+            writer.write(error: error, message: errorMessage)
+            writer.write(baseOffset)
+            writer.write(logStartOffset)
         }
     }
+
+    /// A topic and the outcome for each of its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var topics: [Topic]
 
     public init(topics: [Topic]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), error: try p.readErrorCode(),
-                          errorMessage: try p.readNullableString("error_message"), baseOffset: try p.readInt64("base_offset"),
-                          logStartOffset: try p.readInt64("log_start_offset"))
-            })
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(p.error.rawValue)
-                w.write(p.errorMessage)
-                w.write(p.baseOffset)
-                w.write(p.logStartOffset)
-            }
-        }
-    }
 }
 
 public struct FetchRequest: WireMessage, Hashable {
-    public struct Partition: Sendable, Hashable {
+    /// `partition int32, fetch_offset int64, partition_max_bytes int32`.
+    public struct Partition: WireEntry, Hashable {
         public var partition: Int32
         public var fetchOffset: Int64
         public var partitionMaxBytes: Int32
@@ -147,17 +125,22 @@ public struct FetchRequest: WireMessage, Hashable {
             self.fetchOffset = fetchOffset
             self.partitionMaxBytes = partitionMaxBytes
         }
-    }
 
-    public struct Topic: Sendable, Hashable {
-        public var name: String
-        public var partitions: [Partition]
+        public init(from reader: inout WireReader) throws {
+            partition = try reader.readInt32("partition")
+            fetchOffset = try reader.readInt64("fetch_offset")
+            partitionMaxBytes = try reader.readInt32("partition_max_bytes")
+        }
 
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
+        public func encode(to writer: inout WireWriter) {
+            writer.write(partition)
+            writer.write(fetchOffset)
+            writer.write(partitionMaxBytes)
         }
     }
+
+    /// A topic and where to read each of its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     /// How long the broker may hold the request waiting for `minBytes`.
     public var maxWaitMs: Int32
@@ -178,31 +161,19 @@ public struct FetchRequest: WireMessage, Hashable {
         maxWaitMs = try reader.readInt32("max_wait_ms")
         minBytes = try reader.readInt32("min_bytes")
         maxBytes = try reader.readInt32("max_bytes")
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), fetchOffset: try p.readInt64("fetch_offset"),
-                          partitionMaxBytes: try p.readInt32("partition_max_bytes"))
-            })
-        }
+        topics = try reader.readEntries("topics")
     }
 
     public func encode(to writer: inout WireWriter, version: Int16) {
         writer.write(maxWaitMs)
         writer.write(minBytes)
         writer.write(maxBytes)
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(p.fetchOffset)
-                w.write(p.partitionMaxBytes)
-            }
-        }
+        writer.write(entries: topics)
     }
 }
 
 /// The fixed fields of one partition in a fetch response; the records follow as `bytes`.
-public struct FetchPartitionHead: Sendable, Hashable {
+public struct FetchPartitionHead: WireEntry, WireErrorCarrying, Hashable {
     public var partition: Int32
     public var error: ErrorCode
     public var errorMessage: String?
@@ -219,16 +190,14 @@ public struct FetchPartitionHead: Sendable, Hashable {
 
     public func encode(to writer: inout WireWriter) {
         writer.write(partition)
-        writer.write(error.rawValue)
-        writer.write(errorMessage)
+        writer.write(error: error, message: errorMessage)
         writer.write(highWatermark)
         writer.write(logStartOffset)
     }
 
     public init(from reader: inout WireReader) throws {
         partition = try reader.readInt32("partition")
-        error = try reader.readErrorCode()
-        errorMessage = try reader.readNullableString("error_message")
+        (error, errorMessage) = try reader.readErrorPair()
         highWatermark = try reader.readInt64("high_watermark")
         logStartOffset = try reader.readInt64("log_start_offset")
     }
@@ -236,8 +205,9 @@ public struct FetchPartitionHead: Sendable, Hashable {
 
 /// A fetch response as the client decodes it. The broker writes the same layout itself so that the
 /// records can go out as file regions (see protocol.md, "Fetch").
-public struct FetchResponse: WireMessage {
-    public struct Partition: Sendable {
+public struct FetchResponse: TopicsMessage {
+    /// The partition's `FetchPartitionHead` fields, then `records bytes`.
+    public struct Partition: WireEntry {
         public var head: FetchPartitionHead
         /// Whole batches, as stored.
         public var records: ByteBuffer
@@ -246,47 +216,33 @@ public struct FetchResponse: WireMessage {
             self.head = head
             self.records = records
         }
-    }
 
-    public struct Topic: Sendable {
-        public var name: String
-        public var partitions: [Partition]
+        public init(from reader: inout WireReader) throws {
+            head = try FetchPartitionHead(from: &reader)
+            records = try reader.readBytes("records")
+        }
 
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
+        public func encode(to writer: inout WireWriter) {
+            head.encode(to: &writer)
+            writer.write(bytes: records)
         }
     }
+
+    /// A topic and the records read from each of its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var topics: [Topic]
 
     public init(topics: [Topic]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(head: try FetchPartitionHead(from: &p), records: try p.readBytes("records"))
-            })
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                p.head.encode(to: &w)
-                w.write(bytes: p.records)
-            }
-        }
-    }
 }
 
-public struct ListOffsetsRequest: WireMessage, Hashable {
+public struct ListOffsetsRequest: TopicsMessage, Hashable {
     /// Special timestamps: the offset after the last record, and the first offset held.
     public static let latestTimestamp: Int64 = -1
     public static let earliestTimestamp: Int64 = -2
 
-    public struct Partition: Sendable, Hashable {
+    /// `partition int32, timestamp int64`.
+    public struct Partition: WireEntry, Hashable {
         public var partition: Int32
         /// −1 latest, −2 earliest, otherwise the first offset whose timestamp is ≥ this (epoch ms).
         public var timestamp: Int64
@@ -295,43 +251,29 @@ public struct ListOffsetsRequest: WireMessage, Hashable {
             self.partition = partition
             self.timestamp = timestamp
         }
-    }
 
-    public struct Topic: Sendable, Hashable {
-        public var name: String
-        public var partitions: [Partition]
+        public init(from reader: inout WireReader) throws {
+            partition = try reader.readInt32("partition")
+            timestamp = try reader.readInt64("timestamp")
+        }
 
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
+        public func encode(to writer: inout WireWriter) {
+            writer.write(partition)
+            writer.write(timestamp)
         }
     }
+
+    /// A topic and the timestamp to look up in each of its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var topics: [Topic]
 
     public init(topics: [Topic]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), timestamp: try p.readInt64("timestamp"))
-            })
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(p.timestamp)
-            }
-        }
-    }
 }
 
-public struct ListOffsetsResponse: WireMessage, Hashable {
-    public struct Partition: Sendable, Hashable {
+public struct ListOffsetsResponse: TopicsMessage, Hashable {
+    /// `partition int32, error int16, message string?, offset int64`.
+    public struct Partition: WireEntry, WireErrorCarrying, Hashable {
         public var partition: Int32
         public var error: ErrorCode
         public var errorMessage: String?
@@ -344,42 +286,26 @@ public struct ListOffsetsResponse: WireMessage, Hashable {
             self.errorMessage = errorMessage
             self.offset = offset
         }
-    }
 
-    public struct Topic: Sendable, Hashable {
-        public var name: String
-        public var partitions: [Partition]
+        public init(from reader: inout WireReader) throws {
+            partition = try reader.readInt32("partition")
+            (error, errorMessage) = try reader.readErrorPair()
+            offset = try reader.readInt64("offset")
+        }
 
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
+        public func encode(to writer: inout WireWriter) {
+            writer.write(partition)
+            writer.write(error: error, message: errorMessage)
+            writer.write(offset)
         }
     }
+
+    /// A topic and the offset found in each of its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var topics: [Topic]
 
     public init(topics: [Topic]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), error: try p.readErrorCode(),
-                          errorMessage: try p.readNullableString("error_message"), offset: try p.readInt64("offset"))
-            })
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(p.error.rawValue)
-                w.write(p.errorMessage)
-                w.write(p.offset)
-            }
-        }
-    }
 }
 
 /// Asks for a producer id for an idempotent producer. Sending the current id and epoch bumps the

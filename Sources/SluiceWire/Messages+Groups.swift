@@ -2,8 +2,8 @@ import NIOCore
 
 // Bodies of the consumer-group APIs (protocol.md, "Consumer groups").
 
-/// Partitions of one topic, as in assignments and owned sets.
-public struct TopicPartitions: Sendable, Hashable {
+/// Partitions of one topic, as in assignments and owned sets: `topic string, partitions [int32]`.
+public struct TopicPartitions: WireEntry, Hashable {
     public var topic: String
     public var partitions: [Int32]
 
@@ -11,22 +11,27 @@ public struct TopicPartitions: Sendable, Hashable {
         self.topic = topic
         self.partitions = partitions
     }
+
+    public init(from reader: inout WireReader) throws {
+        topic = try reader.readString("topic")
+        partitions = try reader.readArray("partitions") { try $0.readInt32("partition") }
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(topic)
+        writer.write(partitions) { $0.write($1) }
+    }
 }
 
 extension WireReader {
     mutating func readTopicPartitionsList(_ field: StaticString) throws -> [TopicPartitions]? {
-        try readNullableArray(field) { r in
-            TopicPartitions(topic: try r.readString("topic"), partitions: try r.readArray("partitions") { try $0.readInt32("partition") })
-        }
+        try readNullableArray(field) { try TopicPartitions(from: &$0) }
     }
 }
 
 extension WireWriter {
     mutating func write(topicPartitions: [TopicPartitions]?) {
-        write(topicPartitions) { w, tp in
-            w.write(tp.topic)
-            w.write(tp.partitions) { $0.write($1) }
-        }
+        write(topicPartitions) { w, tp in tp.encode(to: &w) }
     }
 }
 
@@ -105,29 +110,39 @@ public struct GroupHeartbeatResponse: WireMessage, Hashable {
     }
 }
 
+/// `partition int32, offset int64, metadata string?`: an offset to commit (OffsetCommit) or the one
+/// committed (OffsetFetch), with the consumer's free-form metadata. Kafka's `OffsetAndMetadata`.
+public struct OffsetAndMetadata: WireEntry, Hashable {
+    public var partition: Int32
+    /// The next offset to consume; in OffsetFetch answers −1 when the group has no committed offset
+    /// for the partition.
+    public var offset: Int64
+    public var metadata: String?
+
+    public init(partition: Int32, offset: Int64, metadata: String? = nil) {
+        self.partition = partition
+        self.offset = offset
+        self.metadata = metadata
+    }
+
+    public init(from reader: inout WireReader) throws {
+        partition = try reader.readInt32("partition")
+        offset = try reader.readInt64("offset")
+        metadata = try reader.readNullableString("metadata")
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.write(partition)
+        writer.write(offset)
+        writer.write(metadata)
+    }
+}
+
 public struct OffsetCommitRequest: WireMessage, Hashable {
-    public struct Partition: Sendable, Hashable {
-        public var partition: Int32
-        /// The next offset to consume.
-        public var offset: Int64
-        public var metadata: String?
-
-        public init(partition: Int32, offset: Int64, metadata: String? = nil) {
-            self.partition = partition
-            self.offset = offset
-            self.metadata = metadata
-        }
-    }
-
-    public struct Topic: Sendable, Hashable {
-        public var name: String
-        public var partitions: [Partition]
-
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
-        }
-    }
+    /// The offset to commit for one partition.
+    public typealias Partition = OffsetAndMetadata
+    /// A topic and the offsets to commit for its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var groupId: String
     /// Empty with epoch −1 for a standalone commit (only allowed while the group has no members).
@@ -146,32 +161,21 @@ public struct OffsetCommitRequest: WireMessage, Hashable {
         groupId = try reader.readString("group_id")
         memberId = try reader.readString("member_id")
         memberEpoch = try reader.readInt32("member_epoch")
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), offset: try p.readInt64("offset"),
-                          metadata: try p.readNullableString("metadata"))
-            })
-        }
+        topics = try reader.readEntries("topics")
     }
 
     public func encode(to writer: inout WireWriter, version: Int16) {
         writer.write(groupId)
         writer.write(memberId)
         writer.write(memberEpoch)
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(p.offset)
-                w.write(p.metadata)
-            }
-        }
+        writer.write(entries: topics)
     }
 }
 
 /// Per-partition errors of OffsetCommit.
-public struct PartitionErrorsResponse: WireMessage, Hashable {
-    public struct Partition: Sendable, Hashable {
+public struct PartitionErrorsResponse: TopicsMessage, Hashable {
+    /// `partition int32, error int16, message string?`.
+    public struct Partition: WireEntry, WireErrorCarrying, Hashable {
         public var partition: Int32
         public var error: ErrorCode
         public var errorMessage: String?
@@ -181,41 +185,24 @@ public struct PartitionErrorsResponse: WireMessage, Hashable {
             self.error = error
             self.errorMessage = errorMessage
         }
-    }
 
-    public struct Topic: Sendable, Hashable {
-        public var name: String
-        public var partitions: [Partition]
+        public init(from reader: inout WireReader) throws {
+            partition = try reader.readInt32("partition")
+            (error, errorMessage) = try reader.readErrorPair()
+        }
 
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
+        public func encode(to writer: inout WireWriter) {
+            writer.write(partition)
+            writer.write(error: error, message: errorMessage)
         }
     }
+
+    /// A topic and the outcome for each of its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var topics: [Topic]
 
     public init(topics: [Topic]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), error: try p.readErrorCode(),
-                          errorMessage: try p.readNullableString("error_message"))
-            })
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(p.error.rawValue)
-                w.write(p.errorMessage)
-            }
-        }
-    }
 }
 
 public struct OffsetFetchRequest: WireMessage, Hashable {
@@ -239,53 +226,15 @@ public struct OffsetFetchRequest: WireMessage, Hashable {
     }
 }
 
-public struct OffsetFetchResponse: WireMessage, Hashable {
-    public struct Partition: Sendable, Hashable {
-        public var partition: Int32
-        /// −1 when the group has no committed offset for the partition.
-        public var offset: Int64
-        public var metadata: String?
-
-        public init(partition: Int32, offset: Int64, metadata: String? = nil) {
-            self.partition = partition
-            self.offset = offset
-            self.metadata = metadata
-        }
-    }
-
-    public struct Topic: Sendable, Hashable {
-        public var name: String
-        public var partitions: [Partition]
-
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
-        }
-    }
+public struct OffsetFetchResponse: TopicsMessage, Hashable {
+    /// The committed offset of one partition (−1 when there is none).
+    public typealias Partition = OffsetAndMetadata
+    /// A topic and the committed offsets of its partitions.
+    public typealias Topic = TopicEntries<Partition>
 
     public var topics: [Topic]
 
     public init(topics: [Topic]) { self.topics = topics }
-
-    public init(from reader: inout WireReader, version: Int16) throws {
-        topics = try reader.readArray("topics") { r in
-            Topic(name: try r.readString("name"), partitions: try r.readArray("partitions") { p in
-                Partition(partition: try p.readInt32("partition"), offset: try p.readInt64("offset"),
-                          metadata: try p.readNullableString("metadata"))
-            })
-        }
-    }
-
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(topics) { w, t in
-            w.write(t.name)
-            w.write(t.partitions) { w, p in
-                w.write(p.partition)
-                w.write(p.offset)
-                w.write(p.metadata)
-            }
-        }
-    }
 }
 
 public struct ListGroupsRequest: WireMessage, Hashable {
@@ -361,7 +310,7 @@ public struct DescribeGroupsResponse: WireMessage, Hashable {
         }
     }
 
-    public struct Group: Sendable, Hashable {
+    public struct Group: WireErrorCarrying, Sendable, Hashable {
         public var groupId: String
         public var error: ErrorCode
         public var errorMessage: String?
@@ -388,23 +337,23 @@ public struct DescribeGroupsResponse: WireMessage, Hashable {
 
     public init(from reader: inout WireReader, version: Int16) throws {
         groups = try reader.readArray("groups") { r in
-            Group(groupId: try r.readString("group_id"), error: try r.readErrorCode(),
-                  errorMessage: try r.readNullableString("error_message"), state: try r.readString("state"),
-                  groupEpoch: try r.readInt32("group_epoch"), assignor: try r.readString("assignor"),
-                  members: try r.readArray("members") { m in
-                      Member(memberId: try m.readString("member_id"), clientId: try m.readString("client_id"),
-                             clientHost: try m.readString("client_host"), memberEpoch: try m.readInt32("member_epoch"),
-                             subscribedTopics: try m.readArray("subscribed_topics") { try $0.readString("topic") },
-                             assignment: try m.readTopicPartitionsList("assignment") ?? [])
-                  })
+            let groupId = try r.readString("group_id")
+            let (error, errorMessage) = try r.readErrorPair()
+            return Group(groupId: groupId, error: error, errorMessage: errorMessage, state: try r.readString("state"),
+                         groupEpoch: try r.readInt32("group_epoch"), assignor: try r.readString("assignor"),
+                         members: try r.readArray("members") { m in
+                             Member(memberId: try m.readString("member_id"), clientId: try m.readString("client_id"),
+                                    clientHost: try m.readString("client_host"), memberEpoch: try m.readInt32("member_epoch"),
+                                    subscribedTopics: try m.readArray("subscribed_topics") { try $0.readString("topic") },
+                                    assignment: try m.readTopicPartitionsList("assignment") ?? [])
+                         })
         }
     }
 
     public func encode(to writer: inout WireWriter, version: Int16) {
         writer.write(groups) { w, g in
             w.write(g.groupId)
-            w.write(g.error.rawValue)
-            w.write(g.errorMessage)
+            w.write(error: g.error, message: g.errorMessage)
             w.write(g.state)
             w.write(g.groupEpoch)
             w.write(g.assignor)
