@@ -37,6 +37,8 @@ let package = Package(
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
         ),
         .target(name: "CSluiceCRC32C"),
+        // sync_file_range, which needs _GNU_SOURCE and so is not in Swift's Glibc module.
+        .target(name: "CSluiceSys"),
         .target(
             name: "SluiceCore",
             dependencies: ["CSluiceCRC32C"]
@@ -49,6 +51,7 @@ let package = Package(
             name: "SluiceLog",
             dependencies: [
                 "SluiceCore",
+                "CSluiceSys",
                 "SluiceCompression",
                 .product(name: "Logging", package: "swift-log"),
             ]

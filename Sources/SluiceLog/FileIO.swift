@@ -1,3 +1,4 @@
+import CSluiceSys
 // Thin, typed wrappers over the POSIX calls the log uses. Every failure becomes a `LogError` naming the
 // operation and the path. Callers run these off event-loop threads: they block.
 
@@ -131,6 +132,13 @@ public final class LogFile: @unchecked Sendable {
             if errno == EINTR { continue }
             throw LogError.io(operation: "fdatasync", path: path, errno: errno)
         }
+    }
+
+    /// Starts writing dirty pages of `offset..<offset+count` to the device without waiting (Linux
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`); a no-op elsewhere. Not a durability guarantee: it
+    /// spreads the device work so a later fsync has little left to do.
+    public func startWriteback(offset: Int, count: Int) {
+        _ = sluice_start_writeback(descriptor, Int64(offset), Int64(count))
     }
 
     /// Cuts the file to `size` bytes.

@@ -66,6 +66,8 @@ public final class PartitionLog: @unchecked Sendable {
     let maintenance = ConditionLock()
     let checkpointLock = ConditionLock()
     let groupCommit: GroupCommit
+    /// Where the last writeback start ended (segment base offset, byte position); writer lock.
+    var writebackStart: (segment: Int64, position: Int) = (-1, 0)
     /// The last recovery point written, and the bytes appended since (guarded by `checkpointLock`).
     var checkpointedRecoveryPoint: Checkpoints.RecoveryPoint
     /// Bumped by truncation so a flush that captured a pre-truncation position does not checkpoint it.
@@ -202,9 +204,25 @@ public final class PartitionLog: @unchecked Sendable {
             view.logEndOffset = header.nextOffset
             view.activeEndPosition = end
         }
+        startWritebackIfDue(segment, end: end)
         return AppendInfo(firstOffset: header.baseOffset, lastOffset: header.lastOffset,
                           segmentBaseOffset: segment.baseOffset, position: position)
     }
+
+    /// With `interval` and `os` flushing, starts the device writing every `writebackIntervalBytes`
+    /// appended (off this thread), so the periodic fsync does not find a second's worth of dirty pages
+    /// at once and stall appends behind the device. Caller holds the writer lock.
+    private func startWritebackIfDue(_ segment: LogSegment, end: Int) {
+        guard config.flushPolicy != .always else { return }
+        let from = writebackStart.segment == segment.baseOffset ? writebackStart.position : 0
+        guard end - from >= Self.writebackIntervalBytes else { return }
+        writebackStart = (segment.baseOffset, end)
+        let file = segment.log
+        DispatchQueue.global().async { file.startWriteback(offset: from, count: end - from) }
+    }
+
+    /// Bytes appended between two writeback starts.
+    static let writebackIntervalBytes = 4 << 20
 
     /// Rolls to a new segment when the active one is full by size, old by `segment.ms`, or cannot index
     /// the batch; returns the segment to append to. Caller holds the writer lock.
