@@ -17,6 +17,7 @@ final class Partition: @unchecked Sendable {
     private var currentLog: PartitionLog
     private var producers = ProducerStateTable()
     private let appendLock = NIOLock()
+    private let reopenLock = NIOLock()
     /// Called once, on the appending thread, when the log end moves: wakes long-polling fetches.
     private var waiters: [UInt64: @Sendable () -> Void] = [:]
     private var nextWaiterId: UInt64 = 0
@@ -123,17 +124,22 @@ final class Partition: @unchecked Sendable {
 
     /// Replaces the log with one opened with new settings (after `alter`).
     /// If the new settings cannot be opened, the log reopens with its old ones and the error is thrown.
+    /// The old log is closed without holding `appendLock` (closing waits for a running compaction):
+    /// appends meanwhile fail with a retriable error instead of parking I/O threads on the lock.
     func reopen(config: LogConfig, logger: Logger) throws {
-        try appendLock.withLock {
+        // One reopen at a time: two would both open the directory.
+        try reopenLock.withLock {
             let old = log
             try old.close()
-            do {
-                let reopened = try PartitionLog.open(directory: directory, config: config, logger: logger)
-                lock.withLock { currentLog = reopened }
-            } catch {
-                let restored = try PartitionLog.open(directory: directory, config: old.config, logger: logger)
-                lock.withLock { currentLog = restored }
-                throw error
+            try appendLock.withLock {
+                do {
+                    let reopened = try PartitionLog.open(directory: directory, config: config, logger: logger)
+                    lock.withLock { currentLog = reopened }
+                } catch {
+                    let restored = try PartitionLog.open(directory: directory, config: old.config, logger: logger)
+                    lock.withLock { currentLog = restored }
+                    throw error
+                }
             }
         }
     }

@@ -136,5 +136,14 @@ final class GroupCommit: @unchecked Sendable {
     }
 
     var durable: Int64 { lock.withLock { durableOffset } }
+
+    /// Records an fsync failure that happened outside `sync` (sealing a segment at a roll): like a
+    /// failed group flush it is sticky, so no append after it is acknowledged as durable.
+    func fail(_ error: any Error) {
+        lock.withLock {
+            if failure == nil { failure = error }
+            lock.broadcast()
+        }
+    }
     var failed: Error? { lock.withLock { failure } }
 }

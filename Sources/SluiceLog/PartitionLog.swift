@@ -244,7 +244,12 @@ public final class PartitionLog: @unchecked Sendable {
     /// writer lock.
     func roll(at baseOffset: Int64) throws -> LogSegment {
         let current = snapshot()
-        try current.active.seal()
+        do { try current.active.seal() } catch {
+            // The sealed segment's pages may never reach the disk: later appends must not be
+            // acknowledged on the strength of a later fsync of the new segment.
+            groupCommit.fail(error)
+            throw error
+        }
         let segment = try LogSegment.create(directory: directory, baseOffset: baseOffset, config: config,
                                             now: clock.nowMilliseconds())
         publish { view in
