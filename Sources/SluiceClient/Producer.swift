@@ -125,7 +125,15 @@ public actor Producer {
             await withCheckedContinuation { spaceWaiters.append($0) }
         }
         try await prepare(topic: record.topic)
-        try add(record, completion: completion)
+        let key = try add(record, completion: completion)
+        sendIfIdle(key)
+    }
+
+    /// Seals a partition's pending batch at once when nothing of it is in flight: at low rates records
+    /// go out without waiting for the linger, at high rates they gather while earlier batches travel.
+    private func sendIfIdle(_ key: TopicPartitionKey) {
+        guard let state = partitions[key], state.inFlight == 0, state.waiting.isEmpty, !state.pending.records.isEmpty else { return }
+        seal(key)
     }
 
     /// Buffers many records with one call (far cheaper per record than `enqueue(_:)`); `completion`
@@ -140,13 +148,15 @@ public actor Producer {
             try await prepare(topic: record.topic)
             prepared.insert(record.topic)
         }
+        var touched: Set<TopicPartitionKey> = []
         for (index, record) in records.enumerated() {
             if let completion {
-                try add(record, completion: { result in completion(index, result) })
+                touched.insert(try add(record, completion: { result in completion(index, result) }))
             } else {
-                try add(record, completion: nil)
+                touched.insert(try add(record, completion: nil))
             }
         }
+        for key in touched { sendIfIdle(key) }
     }
 
     /// Gets what adding records to `topic` needs: a producer id, the connection, the partition count.
@@ -164,7 +174,8 @@ public actor Producer {
     }
 
     /// Adds a record to its partition's pending batch, in place (no copy of the batch's records).
-    private func add(_ record: ProducerRecord, completion: Completion?) throws {
+    @discardableResult
+    private func add(_ record: ProducerRecord, completion: Completion?) throws -> TopicPartitionKey {
         let partition = try choosePartition(record)
         let key = TopicPartitionKey(topic: record.topic, partition: partition)
         let timestamp = record.timestamp ?? SystemWallClock().nowMilliseconds()
@@ -185,6 +196,7 @@ public actor Producer {
                 self.lingerExpired(key)
             }
         }
+        return key
     }
 
     private static func append(_ pending: inout Pending, record: ProducerRecord, timestamp: Int64, size: Int,
