@@ -20,6 +20,11 @@ extension Broker {
         }
 
         var items: [Item]
+
+        /// Some partition's answer must wait for an fsync (`flush.policy=always`): finish on the I/O pool.
+        var waitsForFsync: Bool {
+            items.contains { $0.error == nil && $0.target?.log.config.flushPolicy == .always }
+        }
     }
 
     /// Phase one, run for one connection's produce requests strictly in arrival order: validate and

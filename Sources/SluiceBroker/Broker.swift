@@ -241,7 +241,13 @@ public final class Broker: @unchecked Sendable {
                 let written = previous.flatMap { [self] in ioPool.runIfActive(eventLoop: eventLoop) { [self] in writeProduce(request) } }
                 connection.produceTail = written.map { _ in () }.recover { _ in () }
                 return written.flatMap { [self] written in
-                    onPool(eventLoop) { [self] in
+                    // Only flush.policy=always waits for an fsync; otherwise the answer is built here,
+                    // saving a thread hand-off per request.
+                    guard written.waitsForFsync else {
+                        let answer = finishProduce(written)
+                        return eventLoop.makeSucceededFuture(request.acks == .none ? .none : response(answer, header))
+                    }
+                    return onPool(eventLoop) { [self] in
                         let answer = finishProduce(written)
                         return request.acks == .none ? .none : response(answer, header)
                     }
