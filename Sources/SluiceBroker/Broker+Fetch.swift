@@ -117,7 +117,6 @@ extension Broker {
         var buffer = ByteBufferAllocator().buffer(capacity: 256)
         FrameEncoder.encodeResponseHead(correlationId: header.correlationId, error: nil, bodySize: 0, into: &buffer)
         var writer = WireWriter(buffer)
-        var regionBytes = 0
         writer.write(Int32(topics.count))
         for topic in topics {
             writer.write(topic.name)
@@ -134,7 +133,6 @@ extension Broker {
                 let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: region.descriptor)
                 handles.append(handle)
                 parts.append(.fileRegion(FileRegion(fileHandle: handle, readerIndex: region.position, endIndex: region.position + region.length)))
-                regionBytes += region.length
             }
         }
         parts.append(.byteBuffer(writer.buffer))

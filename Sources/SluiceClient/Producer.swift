@@ -187,7 +187,6 @@ public actor Producer {
                                               batchBytes: config.batchBytes)
         buffered += 1
         if full {
-            if record.key == nil && record.partition == nil { sticky[record.topic]?.batchFull() }
             seal(key)
         } else if needsLinger {
             let linger = config.lingerMs
@@ -246,6 +245,9 @@ public actor Producer {
     /// Turns a partition's pending records into a batch and sends it (or queues it behind in-flight ones).
     private func seal(_ key: TopicPartitionKey) {
         guard var state = partitions[key], !state.pending.records.isEmpty else { return }
+        // Keyless records move to the next partition whenever the sticky one's batch leaves (full,
+        // lingered or sent while idle), as Kafka's sticky partitioner does.
+        if sticky[key.topic]?.partition() == key.partition { sticky[key.topic]?.batchFull() }
         if config.idempotent && config.acks != .none && producerId < 0 {
             // Waiting for a new producer id (after one was abandoned); sealed once it arrives.
             sealAfterIdentity.insert(key)

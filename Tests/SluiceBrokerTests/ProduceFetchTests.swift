@@ -292,4 +292,19 @@ struct ProduceFetchTests {
         await client.close()
         await harness.stop()
     }
+
+    @Test("keyless records move on to the next partition with every batch, also when sent one by one")
+    func stickySpreadsKeylessRecords() async throws {
+        let harness = try await BrokerHarness.start()
+        let client = harness.client()
+        try await client.createTopic("k", partitions: 3)
+        let producer = Producer(client: client)
+        for index in 0..<30 { _ = try await producer.send(ProducerRecord(topic: "k", value: Array("r\(index)".utf8))) }
+        var counts: [Int] = []
+        for partition: Int32 in 0..<3 { counts.append(try await Self.fetchAll(client, topic: "k", partition: partition).count) }
+        #expect(counts.reduce(0, +) == 30)
+        #expect(counts.allSatisfy { $0 == 10 }, "\(counts)")
+        await client.close()
+        await harness.stop()
+    }
 }
