@@ -33,12 +33,26 @@ final class Partition: @unchecked Sendable {
 
     var log: PartitionLog { lock.withLock { currentLog } }
 
-    /// Rebuilds the idempotent-producer state from the batch headers in the log.
+    /// Rebuilds the idempotent-producer state: from the snapshot written at the last clean shutdown
+    /// plus the batches after it, or (without a usable snapshot) from every batch header in the log.
+    /// The snapshot is removed once read, so it never outlives the start it was written for (a later
+    /// crash, or a truncation below its offset, could make it stale).
     func loadProducerState() throws {
+        let log = self.log
+        let path = directory + "/" + ProducerStateTable.snapshotFile
         var table = ProducerStateTable()
-        try log.forEachBatchHeader(from: 0) { header in
-            table.record(header, firstOffset: header.baseOffset, lastOffset: header.lastOffset)
+        var from: Int64 = 0
+        if let bytes = try? FileSystem.readSmallFile(path, limit: ProducerStateTable.snapshotBytesMax),
+           let (snapshot, offset) = ProducerStateTable.decodeSnapshot(bytes), offset <= log.logEndOffset {
+            table = snapshot
+            from = offset
         }
+        if from < log.logEndOffset {
+            try log.forEachBatchHeader(from: from) { header in
+                table.record(header, firstOffset: header.baseOffset, lastOffset: header.lastOffset)
+            }
+        }
+        if FileSystem.exists(path) { try FileSystem.remove(path) }
         appendLock.withLock { producers = table }
     }
 
@@ -144,8 +158,14 @@ final class Partition: @unchecked Sendable {
         }
     }
 
+    /// Closes the log cleanly and writes the producer-state snapshot for the next start.
     func close() throws {
-        try appendLock.withLock { try log.close() }
+        try appendLock.withLock {
+            let log = self.log
+            let snapshot = producers.encodeSnapshot(offset: log.logEndOffset)
+            try log.close()
+            try FileSystem.writeAtomically(snapshot, to: directory + "/" + ProducerStateTable.snapshotFile, directory: directory)
+        }
         wakeWaiters()
     }
 }

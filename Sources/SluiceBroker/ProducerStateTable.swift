@@ -95,6 +95,11 @@ struct ProducerStateTable {
         if producers.count > Self.producersMax + Self.forgetBatch { forgetOldest() }
     }
 
+    /// Puts back an entry read from a snapshot.
+    mutating func restore(id: Int64, entry: Entry) {
+        producers[id] = entry
+    }
+
     /// Drops what refers to offsets at or above `offset` (after a truncation of the log).
     mutating func truncate(from offset: Int64) {
         for (id, var entry) in producers {
