@@ -14,6 +14,8 @@ extension Broker {
             var topic: String
             var partition: Int32
             var target: Partition?
+            /// The log the batches went to (a config change may replace the partition's log meanwhile).
+            var log: PartitionLog?
             var firstOffset: Int64
             var lastOffset: Int64
             var error: WireError?
@@ -23,7 +25,7 @@ extension Broker {
 
         /// Some partition's answer must wait for an fsync (`flush.policy=always`): finish on the I/O pool.
         var waitsForFsync: Bool {
-            items.contains { $0.error == nil && $0.target?.log.config.flushPolicy == .always }
+            items.contains { $0.error == nil && $0.log?.config.flushPolicy == .always }
         }
     }
 
@@ -38,10 +40,11 @@ extension Broker {
                     if registry.topic(topic.name)?.isInternal == true {
                         throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; clients cannot produce to it")
                     }
-                    let (first, last) = try write(requested.records, to: partition)
-                    items.append(.init(topic: topic.name, partition: requested.partition, target: partition, firstOffset: first, lastOffset: last))
+                    let (first, last, log) = try write(requested.records, to: partition)
+                    items.append(.init(topic: topic.name, partition: requested.partition, target: partition, log: log,
+                                       firstOffset: first, lastOffset: last))
                 } catch {
-                    items.append(.init(topic: topic.name, partition: requested.partition, target: nil, firstOffset: -1, lastOffset: -1,
+                    items.append(.init(topic: topic.name, partition: requested.partition, target: nil, log: nil, firstOffset: -1, lastOffset: -1,
                                        error: wireError(for: error, api: .produce)))
                 }
             }
@@ -57,10 +60,11 @@ extension Broker {
             var answer: ProduceResponse.Partition
             if let error = item.error {
                 answer = .init(partition: item.partition, error: error.code, errorMessage: error.message, baseOffset: -1, logStartOffset: -1)
-            } else if let target = item.target {
+            } else if let target = item.target, let log = item.log {
                 do {
-                    try target.waitDurable(through: item.lastOffset)
-                    answer = .init(partition: item.partition, baseOffset: item.firstOffset, logStartOffset: target.log.logStartOffset)
+                    try log.waitDurable(through: item.lastOffset)
+                    target.wakeWaiters()
+                    answer = .init(partition: item.partition, baseOffset: item.firstOffset, logStartOffset: log.logStartOffset)
                 } catch {
                     let wire = wireError(for: error, api: .produce)
                     answer = .init(partition: item.partition, error: wire.code, errorMessage: wire.message, baseOffset: -1, logStartOffset: -1)
@@ -77,8 +81,9 @@ extension Broker {
         return ProduceResponse(topics: topics)
     }
 
-    /// Writes every batch in `records`; returns the first batch's first offset and the last batch's last.
-    private func write(_ records: ByteBuffer, to partition: Partition) throws -> (Int64, Int64) {
+    /// Writes every batch in `records`; returns the first batch's first offset, the last batch's last,
+    /// and the log written to.
+    private func write(_ records: ByteBuffer, to partition: Partition) throws -> (Int64, Int64, PartitionLog) {
         guard let topic = registry.topic(partition.topic) else {
             throw WireError(.unknownTopicOrPartition, "topic '\(partition.topic)' was deleted")
         }
@@ -98,12 +103,14 @@ extension Broker {
             }
             batches.append((batch, header))
         }
+        var written = partition.log
         for (batch, header) in batches {
-            let outcome = try partition.appendWithoutWaiting(batch, header: header)
+            let (outcome, log) = try partition.appendWithoutWaiting(batch, header: header)
             first = first ?? outcome.firstOffset
             last = max(last, outcome.lastOffset)
+            written = log
         }
-        return (first ?? -1, last)
+        return (first ?? -1, last, written)
     }
 
     /// Cuts the next batch off `buffer` and validates it fully.

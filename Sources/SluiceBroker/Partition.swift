@@ -76,39 +76,29 @@ final class Partition: @unchecked Sendable {
     }
 
     /// Appends a validated producer batch once (a retried idempotent batch gets its earlier offsets)
-    /// without waiting for durability: call `waitDurable(through:)` with the returned last offset
-    /// before acknowledging. Batches of one producer must arrive here in sequence order.
-    func appendWithoutWaiting(_ batch: RecordBatch, header: RecordBatchHeader) throws -> AppendOutcome {
-        let log = self.log
-        return try appendLock.withLock {
+    /// without waiting for durability, and returns the log written to (a reopen may replace the
+    /// partition's log afterwards): call that log's `waitDurable(through:)` with the last offset before
+    /// acknowledging, then `wakeWaiters()`. Batches of one producer must arrive in sequence order.
+    func appendWithoutWaiting(_ batch: RecordBatch, header: RecordBatchHeader) throws -> (AppendOutcome, PartitionLog) {
+        try appendLock.withLock {
+            let log = self.log
             switch producers.check(header) {
             case .reject(let error): throw error
-            case .duplicate(let first, let last): return .duplicate(firstOffset: first, lastOffset: last)
+            case .duplicate(let first, let last): return (.duplicate(firstOffset: first, lastOffset: last), log)
             case .append:
                 let info = try log.appendWithoutWaiting(batch)
                 producers.record(header, firstOffset: info.firstOffset, lastOffset: info.lastOffset)
-                return .appended(info)
+                return (.appended(info), log)
             }
         }
     }
 
-    /// Returns once records through `offset` are as durable as the flush policy promises, then wakes
-    /// long-polling fetches.
-    func waitDurable(through offset: Int64) throws {
-        try log.waitDurable(through: offset)
-        wakeWaiters()
-    }
-
-    /// Both steps of a producer append.
-    func append(_ batch: RecordBatch, header: RecordBatchHeader) throws -> AppendOutcome {
-        let outcome = try appendWithoutWaiting(batch, header: header)
-        try waitDurable(through: outcome.lastOffset)
-        return outcome
-    }
-
     /// Appends an internal record batch (consumer offsets) and waits for durability.
     func appendInternal(_ batch: RecordBatch) throws -> AppendInfo {
-        let info = try appendLock.withLock { try log.appendWithoutWaiting(batch) }
+        let (info, log) = try appendLock.withLock {
+            let log = self.log
+            return (try log.appendWithoutWaiting(batch), log)
+        }
         try log.waitDurable(through: info.lastOffset)
         wakeWaiters()
         return info
