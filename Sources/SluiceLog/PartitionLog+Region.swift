@@ -48,21 +48,14 @@ extension PartitionLog {
     }
 
     private func region(in segment: LogSegment, from target: Int64, end: Int, maxBytes: Int, upper: Int64) throws -> LogRegion? {
-        let mapping = try segment.sealedMapping()
+        // Headers are read with pread, never through the segment's mapping: this path serves remote
+        // clients, and a device error under a mapping is a SIGBUS for the whole broker instead of EIO.
         let headerAt: (Int) throws -> RecordBatchHeader = { [config] position in
-            if let raw = mapping?.bytes {
-                return try RecordBatch.validateHeader(UnsafeRawBufferPointer(rebasing: raw[position...]), limits: config.limits)
-            }
-            return try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
+            try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
                 try RecordBatch.validateHeader($0, limits: config.limits)
             }
         }
-        let found: (Int, RecordBatchHeader)?
-        if let raw = mapping?.bytes {
-            found = try findBatch(in: segment, reaching: target, mapped: raw)
-        } else {
-            found = try findBatch(in: segment, reaching: target, end: end)
-        }
+        let found = try findBatch(in: segment, reaching: target, end: end)
         guard let (start, first) = found, first.lastOffset < upper else { return nil }
         var used = 0
         var count = 0
