@@ -157,3 +157,25 @@ func monotonicNanos() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
+
+extension SluiceCommand {
+    /// Moves `-b`/`--brokers` (with its value) given before the subcommand to after it, where the
+    /// subcommands' `ConnectionOptions` parse it: `sluice -b host:9400 topic list` works as in kcat.
+    public static func movingConnectionOptions(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "-b" || argument == "--brokers", index + 1 < arguments.count {
+                leading += [argument, arguments[index + 1]]
+                index += 2
+            } else if argument.hasPrefix("--brokers=") {
+                leading.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        return Array(arguments[index...]) + leading
+    }
+}

@@ -3,6 +3,10 @@ import SluiceCLI
 
 /// The `sluice` executable: the command tree lives in SluiceCLI so tests can drive it.
 @main
-struct SluiceMain: AsyncParsableCommand {
-    static let configuration = SluiceCommand.configuration
+enum SluiceMain {
+    static func main() async {
+        // kcat and rpk users put the brokers before the command; ArgumentParser wants them after it.
+        let arguments = SluiceCommand.movingConnectionOptions(Array(CommandLine.arguments.dropFirst()))
+        await SluiceCommand.main(arguments)
+    }
 }
