@@ -188,36 +188,47 @@ struct BenchCommand: AsyncParsableCommand {
                 // The consumer gets a connection of its own: on a shared one, produce answers would queue
                 // behind its long-polling fetches (answers come back in request order).
                 let consumerClient = try options.connection.client()
-                defer { Task { await consumerClient.close() } }
-                let consumer = Consumer(client: consumerClient, config: config)
-                try await consumer.assign(Dictionary(uniqueKeysWithValues: metadata.partitions.map { (TopicPartitionKey(topic: options.topic, partition: $0.partition), .latest) }))
-                let start = monotonicNanos()
-                let count = options.count
-                let reader = Task { () throws -> (LatencyStats, Int64, UInt64) in
-                    var stats = LatencyStats()
-                    var read: Int64 = 0
-                    var lastProgress = monotonicNanos()
-                    while read < count {
-                        let fetched = try await consumer.pollBatches()
-                        let now = monotonicNanos()
-                        var polled = 0
-                        try fetched.forEach { _, record in
-                            polled += 1
-                            guard let value = record.value, value.count >= 8 else { return }
-                            let sent = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
-                            if sent >= start && sent <= now { stats.record(nanos: now - sent) }
-                        }
-                        read += Int64(polled)
-                        if polled > 0 { lastProgress = now }
-                        if now - lastProgress > 30_000_000_000 { throw CLIFailure("no records arrived for 30 s after \(read) of \(count)") }
-                    }
-                    return (stats, read, monotonicNanos())
+                do {
+                    let report = try await Self.measure(options, producer: client, consumer: consumerClient, metadata: metadata, config: config)
+                    await consumerClient.close()
+                    return report
+                } catch {
+                    await consumerClient.close()
+                    throw error
                 }
-                _ = try await BenchCommand.produce(options, client: client, stampTime: true, quiet: options.json)
-                let (stats, read, end) = try await reader.value
-                return BenchReport(records: read, bytes: read * Int64(options.size), seconds: Double(end - start) / 1e9, latency: stats.percentiles())
             }
             BenchCommand.emit(report, options, title: "end to end \(options.count) × \(options.size) B through \(options.topic); latency = send → consumed")
+        }
+
+        static func measure(_ options: Options, producer client: SluiceClient, consumer consumerClient: SluiceClient,
+                            metadata: TopicMetadata, config: ConsumerConfig) async throws -> BenchReport {
+            let consumer = Consumer(client: consumerClient, config: config)
+            try await consumer.assign(Dictionary(uniqueKeysWithValues: metadata.partitions.map { (TopicPartitionKey(topic: options.topic, partition: $0.partition), .latest) }))
+            let start = monotonicNanos()
+            let count = options.count
+            let reader = Task { () throws -> (LatencyStats, Int64, UInt64) in
+                var stats = LatencyStats()
+                var read: Int64 = 0
+                var lastProgress = monotonicNanos()
+                while read < count {
+                    let fetched = try await consumer.pollBatches()
+                    let now = monotonicNanos()
+                    var polled = 0
+                    try fetched.forEach { _, record in
+                        polled += 1
+                        guard let value = record.value, value.count >= 8 else { return }
+                        let sent = UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
+                        if sent >= start && sent <= now { stats.record(nanos: now - sent) }
+                    }
+                    read += Int64(polled)
+                    if polled > 0 { lastProgress = now }
+                    if now - lastProgress > 30_000_000_000 { throw CLIFailure("no records arrived for 30 s after \(read) of \(count)") }
+                }
+                return (stats, read, monotonicNanos())
+            }
+            _ = try await BenchCommand.produce(options, client: client, stampTime: true, quiet: options.json)
+            let (stats, read, end) = try await reader.value
+            return BenchReport(records: read, bytes: read * Int64(options.size), seconds: Double(end - start) / 1e9, latency: stats.percentiles())
         }
     }
 }
