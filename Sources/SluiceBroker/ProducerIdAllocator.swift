@@ -29,9 +29,12 @@ final class ProducerIdAllocator: @unchecked Sendable {
         }
         return (try lock.withLock {
             if next >= blockEnd {
-                var start: Int64 = 0
-                if let bytes = try FileSystem.readSmallFile(path, limit: 64), let text = String(validating: bytes, as: UTF8.self),
-                   let stored = Int64(text.trimmed()) {
+                var start = next
+                if let bytes = try FileSystem.readSmallFile(path, limit: 64) {
+                    // Starting over at 0 would hand out ids that partitions still remember: refuse instead.
+                    guard let text = String(validating: bytes, as: UTF8.self), let stored = Int64(text.trimmed()), stored >= 0 else {
+                        throw WireError(.storageError, "\(path) does not hold a producer id; restore it or write a number above every id in use")
+                    }
                     start = max(stored, next)
                 }
                 try FileSystem.createDirectory(directory)
