@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SluiceCompression", targets: ["SluiceCompression"]),
         .library(name: "SluiceLog", targets: ["SluiceLog"]),
         .library(name: "SluiceWire", targets: ["SluiceWire"]),
+        .library(name: "SluiceSQL", targets: ["SluiceSQL"]),
         .library(name: "SluiceBroker", targets: ["SluiceBroker"]),
         .library(name: "SluiceClient", targets: ["SluiceClient"]),
         .executable(name: "sluiced", targets: ["sluiced"]),
@@ -59,6 +60,11 @@ let package = Package(
         .target(
             name: "SluiceWire",
             dependencies: ["SluiceCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The processor dialect: lexer, parser, AST. Pure: no NIO, no SluiceLog.
+        .target(
+            name: "SluiceSQL",
+            dependencies: ["SluiceCore"]
         ),
         .target(
             name: "SluiceBroker",
@@ -140,6 +146,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "SluiceSQLTests",
+            dependencies: ["SluiceSQL", "SluiceTestSupport"]
         ),
         .testTarget(
             name: "SluiceBrokerTests",
