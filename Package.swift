@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SluiceLog", targets: ["SluiceLog"]),
         .library(name: "SluiceWire", targets: ["SluiceWire"]),
         .library(name: "SluiceSQL", targets: ["SluiceSQL"]),
+        .library(name: "SluiceStreams", targets: ["SluiceStreams"]),
         .library(name: "SluiceBroker", targets: ["SluiceBroker"]),
         .library(name: "SluiceClient", targets: ["SluiceClient"]),
         .executable(name: "sluiced", targets: ["sluiced"]),
@@ -64,6 +65,11 @@ let package = Package(
         // The processor dialect: lexer, parser, AST. Pure: no NIO, no SluiceLog.
         .target(
             name: "SluiceSQL",
+            dependencies: ["SluiceCore"]
+        ),
+        // The processing engine: JSON values, windows, watermarks, aggregates, state. Pure: no NIO, no SluiceLog.
+        .target(
+            name: "SluiceStreams",
             dependencies: ["SluiceCore"]
         ),
         .target(
@@ -150,6 +156,10 @@ let package = Package(
         .testTarget(
             name: "SluiceSQLTests",
             dependencies: ["SluiceSQL", "SluiceTestSupport"]
+        ),
+        .testTarget(
+            name: "SluiceStreamsTests",
+            dependencies: ["SluiceStreams", "SluiceTestSupport"]
         ),
         .testTarget(
             name: "SluiceBrokerTests",

@@ -1,0 +1,113 @@
+// Watermarks (issue 4, section 2): how far event time has progressed, so windows can close.
+//
+// Per input partition: the highest event time seen among all its records (before WHERE filters them, and
+// including late ones) minus the allowed lateness. Per task: the minimum over its input partitions, skipping
+// partitions that have been idle for longer than `idleTimeoutMs` — otherwise one quiet partition would hold
+// every window open forever. When every partition is idle the task watermark is the maximum of theirs: all
+// the data there is has been seen. The task watermark never moves backwards, even when an idle partition
+// wakes up behind it (its older records are then late).
+//
+// Processing time is passed in by the caller (`nowMs`); there is no clock in here.
+
+/// Tracks the watermarks of one task's input partitions.
+///
+/// A value type; the task owns it. Call order per record: `isLate(_:)` (against the watermark as it was when
+/// the record arrived), then `observe`; call `advance(nowMs:)` after each batch (and on idle ticks) to
+/// recompute the task watermark.
+public struct WatermarkTracker: Hashable, Sendable {
+    /// Sentinel for "no watermark yet": every window is still open, no record is late.
+    public static let none = Int64.min
+
+    /// Subtracted from each partition's highest event time.
+    public let allowedLatenessMs: Int64
+    /// A partition silent for longer than this no longer holds the task watermark back; nil: never.
+    public let idleTimeoutMs: Int64?
+
+    struct PartitionState: Hashable, Sendable {
+        var maxEventTimeMs: Int64?
+        var lastActivityMs: Int64
+    }
+
+    /// The input partitions, in the order given, with their state.
+    private(set) var partitionIDs: [Int32]
+    private var states: [PartitionState]
+
+    /// The task watermark as of the last `advance(nowMs:)`.
+    /// Invariant: never decreases.
+    public private(set) var current: Int64 = WatermarkTracker.none
+
+    /// - Parameters:
+    ///   - partitions: the task's input partitions (unique).
+    ///   - nowMs: processing time at start; a partition that never receives a record counts as idle
+    ///     `idleTimeoutMs` after this.
+    public init(partitions: [Int32], allowedLatenessMs: Int64 = 0, idleTimeoutMs: Int64? = nil, nowMs: Int64) {
+        precondition(!partitions.isEmpty && Set(partitions).count == partitions.count, "partitions must be unique")
+        precondition(allowedLatenessMs >= 0, "allowed lateness is not negative")
+        precondition(idleTimeoutMs.map { $0 >= 0 } ?? true, "idle timeout is not negative")
+        partitionIDs = partitions
+        states = Array(repeating: PartitionState(maxEventTimeMs: nil, lastActivityMs: nowMs), count: partitions.count)
+        self.allowedLatenessMs = allowedLatenessMs
+        self.idleTimeoutMs = idleTimeoutMs
+    }
+
+    private func slot(_ partition: Int32) -> Int {
+        guard let index = partitionIDs.firstIndex(of: partition) else {
+            preconditionFailure("partition \(partition) is not an input of this task")
+        }
+        return index
+    }
+
+    /// True when a record with this event time arrives behind the task watermark: it is not aggregated.
+    public func isLate(_ eventTimeMs: Int64) -> Bool { eventTimeMs < current }
+
+    /// Records that `partition` delivered a record with `eventTimeMs` at processing time `nowMs`.
+    public mutating func observe(partition: Int32, eventTimeMs: Int64, nowMs: Int64) {
+        let index = slot(partition)
+        states[index].maxEventTimeMs = max(states[index].maxEventTimeMs ?? eventTimeMs, eventTimeMs)
+        states[index].lastActivityMs = max(states[index].lastActivityMs, nowMs)
+    }
+
+    /// Resets the idle timer of `partition` without an event time (for example on a control record).
+    public mutating func touch(partition: Int32, nowMs: Int64) {
+        let index = slot(partition)
+        states[index].lastActivityMs = max(states[index].lastActivityMs, nowMs)
+    }
+
+    /// The watermark of one partition: its highest event time minus the allowed lateness, or `none`.
+    public func watermark(of partition: Int32) -> Int64 {
+        partitionWatermark(states[slot(partition)])
+    }
+
+    private func partitionWatermark(_ state: PartitionState) -> Int64 {
+        guard let maxEventTime = state.maxEventTimeMs else { return Self.none }
+        let (value, overflow) = maxEventTime.subtractingReportingOverflow(allowedLatenessMs)
+        return overflow ? Self.none : value
+    }
+
+    /// True when `partition` has been silent for longer than the idle timeout at `nowMs`.
+    public func isIdle(_ partition: Int32, nowMs: Int64) -> Bool {
+        isIdle(states[slot(partition)], nowMs: nowMs)
+    }
+
+    private func isIdle(_ state: PartitionState, nowMs: Int64) -> Bool {
+        guard let idleTimeoutMs else { return false }
+        return nowMs - state.lastActivityMs > idleTimeoutMs
+    }
+
+    /// Recomputes the task watermark at processing time `nowMs` and returns it.
+    @discardableResult
+    public mutating func advance(nowMs: Int64) -> Int64 {
+        var activeMin: Int64? = nil
+        var overallMax = Self.none
+        for state in states {
+            let watermark = partitionWatermark(state)
+            overallMax = max(overallMax, watermark)
+            if !isIdle(state, nowMs: nowMs) { activeMin = min(activeMin ?? watermark, watermark) }
+        }
+        let computed = activeMin ?? overallMax  // all idle: everything there is has been seen
+        let previous = current
+        current = max(current, computed)
+        assert(current >= previous)
+        return current
+    }
+}
