@@ -11,6 +11,8 @@
 //
 // Value types with no shared state: safe to use from any thread.
 
+import SluiceCore
+
 /// One consumed record, as the printers see it.
 struct FormattedRecord: Sendable {
     /// Topic the record was read from.
@@ -338,7 +340,7 @@ enum JSONBytes {
                 continue
             }
             if byte >= 0x80 {
-                let length = UTF8Check.sequenceLength(bytes, at: index)
+                let length = UTF8Validation.sequenceLength(UnsafeRawBufferPointer(bytes), at: index)
                 if length == 0 {
                     out.removeSubrange(start...)
                     return false
@@ -371,34 +373,6 @@ enum JSONBytes {
             out.append(hexDigits[Int(byte >> 4)])
             out.append(hexDigits[Int(byte & 0x0F)])
         }
-    }
-}
-
-/// UTF-8 well-formedness, byte by byte (Unicode 15, table 3-7): no overlong forms, no surrogates,
-/// nothing above U+10FFFF.
-enum UTF8Check {
-    /// Length of the well-formed multi-byte sequence starting at `index` (whose first byte is >= 0x80),
-    /// or 0 when it is not well formed.
-    static func sequenceLength(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Int {
-        let lead = bytes[index]
-        let length: Int
-        // The allowed range of the second byte narrows for some lead bytes; the rest are 80...BF.
-        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondRange = 0xA0...0xBF
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondRange = 0x80...0x9F
-        case 0xF0: length = 4; secondRange = 0x90...0xBF
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondRange = 0x80...0x8F
-        default: return 0
-        }
-        guard index + length <= bytes.count, secondRange.contains(bytes[index + 1]) else { return 0 }
-        for offset in 2..<length where !(0x80...0xBF).contains(bytes[index + offset]) {
-            return 0
-        }
-        return length
     }
 }
 

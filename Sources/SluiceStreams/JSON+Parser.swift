@@ -7,6 +7,8 @@
 // `JSONLimits`. Malformed input is an operating error (`JSONParseError`, with the byte position); the parser
 // never traps on input.
 
+import SluiceCore
+
 /// Bounds on a document. Records over the bounds are rejected like malformed ones.
 public struct JSONLimits: Hashable, Sendable {
     /// The deepest nesting of arrays and objects.
@@ -375,26 +377,10 @@ struct JSONScanner {
         return value
     }
 
-    /// The length of the well-formed UTF-8 sequence (2–4 bytes) starting at `index` (Unicode 15, table 3-7).
+    /// The length of the well-formed UTF-8 sequence (2–4 bytes) starting at `index`.
     func utf8SequenceLength() throws(JSONParseError) -> Int {
-        let lead = bytes[index]
-        let length: Int
-        var secondRange: ClosedRange<UInt8> = 0x80...0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondRange = 0xA0...0xBF
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondRange = 0x80...0x9F
-        case 0xF0: length = 4; secondRange = 0x90...0xBF
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondRange = 0x80...0x8F
-        default: throw error(.invalidUTF8)
-        }
-        guard index + length <= bytes.count else { throw error(.invalidUTF8) }
-        guard secondRange.contains(bytes[index + 1]) else { throw error(.invalidUTF8) }
-        for offset in 2..<max(2, length) where !(0x80...0xBF).contains(bytes[index + offset]) {
-            throw error(.invalidUTF8)
-        }
+        let length = UTF8Validation.sequenceLength(bytes, at: index)
+        guard length > 0 else { throw error(.invalidUTF8) }
         return length
     }
 
