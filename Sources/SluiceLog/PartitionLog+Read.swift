@@ -11,30 +11,39 @@ extension PartitionLog {
     /// `logStartOffset...logEndOffset` raises `LogError.offsetOutOfRange`.
     public func read(from offset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws -> LogReadResult {
         precondition(maxBytes > 0, "maxBytes must be positive")
+        let (found, current) = try firstFromSegments(from: offset, maxOffset: maxOffset) { segment, target, _, upper in
+            try read(segment, from: target, maxBytes: maxBytes, upper: upper)
+        }
+        var result = found ?? LogReadResult(bytes: [], batchCount: 0, nextOffset: offset, segmentBaseOffset: nil, position: nil,
+                                            logStartOffset: 0, logEndOffset: 0)
+        result.logStartOffset = current.logStartOffset
+        result.logEndOffset = current.logEndOffset
+        return result
+    }
+
+    /// The walk `read` and `readRegion` share: checks `offset` against the log's range, then asks `body`
+    /// for each segment from the one holding `offset` (with the offset to start from, the segment's
+    /// visible end and the bound `maxOffset`, default the log end) until one returns a value or the next
+    /// segment starts at the bound. Returns that value (nil when nothing is there) and the view used.
+    func firstFromSegments<R>(from offset: Int64, maxOffset: Int64?,
+                              _ body: (_ segment: LogSegment, _ target: Int64, _ end: Int, _ upper: Int64) throws -> R?) throws -> (R?, View) {
         let current = snapshot()
         guard offset >= current.logStartOffset && offset <= current.logEndOffset else {
             throw LogError.offsetOutOfRange(requested: offset, logStartOffset: current.logStartOffset,
                                             logEndOffset: current.logEndOffset)
         }
         let upper = min(maxOffset ?? current.logEndOffset, current.logEndOffset)
-        var empty = LogReadResult(bytes: [], batchCount: 0, nextOffset: offset, segmentBaseOffset: nil, position: nil,
-                                  logStartOffset: current.logStartOffset, logEndOffset: current.logEndOffset)
-        guard offset < upper else { return empty }
+        guard offset < upper else { return (nil, current) }
         let segments = current.segments
         var index = IndexFormat.floorIndex(segments, offset, key: { $0.baseOffset }) ?? 0
         while index < segments.count {
             let segment = segments[index]
-            let target = max(offset, segment.baseOffset)
-            if var result = try read(segment, from: target, maxBytes: maxBytes, upper: upper) {
-                result.logStartOffset = current.logStartOffset
-                result.logEndOffset = current.logEndOffset
-                return result
-            }
+            let end = segment === current.active ? current.activeEndPosition : segment.size
+            if let found = try body(segment, max(offset, segment.baseOffset), end, upper) { return (found, current) }
             index += 1
             if index < segments.count && segments[index].baseOffset >= upper { break }
         }
-        empty.nextOffset = offset
-        return empty
+        return (nil, current)
     }
 
     /// Reads from one segment; nil when no batch in it reaches `target`. Sealed segments are read

@@ -27,24 +27,10 @@ extension PartitionLog {
     /// zero-copy fetch does. Returns nil when no batch is there yet (offset at the end).
     public func readRegion(from offset: Int64, maxBytes: Int, maxOffset: Int64? = nil) throws -> (LogRegion?, logStartOffset: Int64, logEndOffset: Int64) {
         precondition(maxBytes > 0, "maxBytes must be positive")
-        let current = snapshot()
-        guard offset >= current.logStartOffset && offset <= current.logEndOffset else {
-            throw LogError.offsetOutOfRange(requested: offset, logStartOffset: current.logStartOffset, logEndOffset: current.logEndOffset)
+        let (found, current) = try firstFromSegments(from: offset, maxOffset: maxOffset) { segment, target, end, upper in
+            try self.region(in: segment, from: target, end: end, maxBytes: maxBytes, upper: upper)
         }
-        let upper = min(maxOffset ?? current.logEndOffset, current.logEndOffset)
-        guard offset < upper else { return (nil, current.logStartOffset, current.logEndOffset) }
-        let segments = current.segments
-        var index = IndexFormat.floorIndex(segments, offset, key: { $0.baseOffset }) ?? 0
-        while index < segments.count {
-            let segment = segments[index]
-            let end = segment === current.active ? current.activeEndPosition : segment.size
-            if let region = try region(in: segment, from: max(offset, segment.baseOffset), end: end, maxBytes: maxBytes, upper: upper) {
-                return (region, current.logStartOffset, current.logEndOffset)
-            }
-            index += 1
-            if index < segments.count && segments[index].baseOffset >= upper { break }
-        }
-        return (nil, current.logStartOffset, current.logEndOffset)
+        return (found, current.logStartOffset, current.logEndOffset)
     }
 
     private func region(in segment: LogSegment, from target: Int64, end: Int, maxBytes: Int, upper: Int64) throws -> LogRegion? {
