@@ -17,7 +17,6 @@ extension Broker {
     struct FetchedPartition {
         var head: FetchPartitionHead
         var region: LogRegion?
-        var logEndOffset: Int64
 
         var byteCount: Int { region?.length ?? 0 }
     }
@@ -61,7 +60,7 @@ extension Broker {
                 guard let id = partition.addWaiter(fire) else { grew = true; continue }
                 registrations.append((partition, id))
                 // An append between the read and the registration would not wake us: check once more.
-                if partition.log.highWatermark > fetched.logEndOffset { grew = true }
+                if partition.log.highWatermark > fetched.head.highWatermark { grew = true }
             }
         }
         let timeout = eventLoop.scheduleTask(in: .milliseconds(Int64(maxWaitMs))) { fire() }
@@ -89,8 +88,9 @@ extension Broker {
                     // partitions answer empty, which also bounds the frame size and the descriptors.
                     guard budget > 0 || !returned else {
                         return FetchedPartition(
-                            head: FetchPartitionHead(partition: requested.partition, highWatermark: highWatermark, logStartOffset: log.logStartOffset),
-                            region: nil, logEndOffset: highWatermark)
+                            head: FetchPartitionHead(partition: requested.partition, highWatermark: highWatermark,
+                                                     logStartOffset: log.logStartOffset),
+                            region: nil)
                     }
                     let limit = min(Int(max(requested.partitionMaxBytes, 1)), max(budget, 1))
                     let (region, start, _) = try log.readRegion(from: requested.fetchOffset, maxBytes: limit, maxOffset: highWatermark)
@@ -98,13 +98,12 @@ extension Broker {
                     returned = returned || region != nil
                     return FetchedPartition(
                         head: FetchPartitionHead(partition: requested.partition, highWatermark: highWatermark, logStartOffset: start),
-                        region: region, logEndOffset: highWatermark)
+                        region: region)
                 } catch {
                     let wire = wireError(for: error, api: .fetch)
                     return FetchedPartition(
                         head: FetchPartitionHead(partition: requested.partition, error: wire.code, errorMessage: wire.message,
-                                                 highWatermark: -1, logStartOffset: -1),
-                        region: nil, logEndOffset: -1)
+                                                 highWatermark: -1, logStartOffset: -1), region: nil)
                 }
             })
         }

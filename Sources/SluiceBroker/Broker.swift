@@ -30,7 +30,6 @@ public final class Broker: @unchecked Sendable {
     /// True once shutdown has begun: long polls return at once.
     var isStopping: Bool { lock.withLock { state != .running } }
     private var requestsInFlight = 0
-    private var connections = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     private var maintenanceTask: RepeatedTask?
     private var groupTimerTask: RepeatedTask?
@@ -150,8 +149,6 @@ public final class Broker: @unchecked Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    func connectionOpened() { lock.withLock { connections += 1 } }
-    func connectionClosed() { lock.withLock { connections -= 1 } }
 
     /// Retention and compaction for every partition.
     private func runMaintenance() {

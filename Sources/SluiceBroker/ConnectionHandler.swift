@@ -48,12 +48,10 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         state.clientHost = context.channel.remoteAddress?.ipAddress ?? "unknown"
-        broker.connectionOpened()
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        broker.connectionClosed()
         for (_, response) in finished { if case .parts(_, let cleanup) = response { cleanup() } }
         finished.removeAll()
         context.fireChannelInactive()

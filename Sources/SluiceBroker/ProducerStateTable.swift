@@ -100,14 +100,6 @@ struct ProducerStateTable {
         producers[id] = entry
     }
 
-    /// Drops what refers to offsets at or above `offset` (after a truncation of the log).
-    mutating func truncate(from offset: Int64) {
-        for (id, var entry) in producers {
-            entry.batches.removeAll { $0.lastOffset >= offset }
-            if entry.batches.isEmpty { producers[id] = nil } else { producers[id] = entry }
-        }
-    }
-
     static let forgetBatch = 1000
 
     private mutating func forgetOldest() {
