@@ -79,6 +79,8 @@ final class Partition: @unchecked Sendable {
     /// without waiting for durability, and returns the log written to (a reopen may replace the
     /// partition's log afterwards): call that log's `waitDurable(through:)` with the last offset before
     /// acknowledging, then `wakeWaiters()`. Batches of one producer must arrive in sequence order.
+    /// `header` comes from `RecordBatch.validate` on these very bytes (or from a batch just built), so
+    /// the log skips its own CRC pass.
     func appendWithoutWaiting(_ batch: RecordBatch, header: RecordBatchHeader) throws -> (AppendOutcome, PartitionLog) {
         try appendLock.withLock {
             let log = self.log
@@ -86,7 +88,7 @@ final class Partition: @unchecked Sendable {
             case .reject(let error): throw error
             case .duplicate(let first, let last): return (.duplicate(firstOffset: first, lastOffset: last), log)
             case .append:
-                let info = try log.appendWithoutWaiting(batch)
+                let info = try log.appendWithoutWaiting(batch, crcChecked: header)
                 producers.record(header, firstOffset: info.firstOffset, lastOffset: info.lastOffset)
                 return (.appended(info), log)
             }

@@ -6,9 +6,12 @@ import SluiceCore
 
 extension PartitionLog {
     /// Appends a producer's batch like `append(_:)` but returns as soon as it is written, before the
-    /// flush policy is satisfied. Call `waitDurable(through:)` before acknowledging it.
-    public func appendWithoutWaiting(_ batch: RecordBatch, leaderEpoch: Int32? = nil) throws -> AppendInfo {
-        try writer.withLock { try appendLocked(batch, assignOffsets: true, leaderEpoch: leaderEpoch) }
+    /// flush policy is satisfied. Call `waitDurable(through:)` before acknowledging it. A caller that has
+    /// just validated the bytes (CRC included) passes their header as `crcChecked` to skip a second
+    /// CRC pass; every other check still runs.
+    public func appendWithoutWaiting(_ batch: RecordBatch, leaderEpoch: Int32? = nil,
+                                     crcChecked: RecordBatchHeader? = nil) throws -> AppendInfo {
+        try writer.withLock { try appendLocked(batch, assignOffsets: true, leaderEpoch: leaderEpoch, crcChecked: crcChecked) }
     }
 
     /// Returns once every record below `offset + 1` is as durable as the flush policy promises: on

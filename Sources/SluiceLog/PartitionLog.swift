@@ -160,13 +160,21 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     /// Validates, stamps, rolls if needed and writes one batch. Caller holds the writer lock.
-    func appendLocked(_ batch: RecordBatch, assignOffsets: Bool, leaderEpoch: Int32?) throws -> AppendInfo {
+    /// `crcChecked` is the header of a caller that has just run `RecordBatch.validate` on these bytes
+    /// (the broker, on every produced batch): the header checks run again, the CRC pass does not.
+    func appendLocked(_ batch: RecordBatch, assignOffsets: Bool, leaderEpoch: Int32?,
+                      crcChecked: RecordBatchHeader? = nil) throws -> AppendInfo {
         let current = snapshot()
         guard !current.closed else { throw LogError.closed(directory: directory) }
         if let failure = groupCommit.failed { throw failure }
         var header: RecordBatchHeader
         do {
-            header = try batch.bytes.withUnsafeBytes { try RecordBatch.validate($0, limits: config.limits) }
+            header = try batch.bytes.withUnsafeBytes { raw in
+                guard let crcChecked else { return try RecordBatch.validate(raw, limits: config.limits) }
+                let parsed = try RecordBatch.validateHeader(raw, limits: config.limits)
+                assert(parsed == crcChecked, "the checked header belongs to other bytes")
+                return parsed
+            }
         } catch let error as BatchFormatError {
             throw LogError.invalidBatch(error)
         }
