@@ -185,24 +185,16 @@ struct BenchCommand: AsyncParsableCommand {
                 let metadata = try await options.ensureTopic(client)
                 var config = ConsumerConfig()
                 config.fetchMaxWaitMs = 100
-                // The consumer gets a connection of its own: on a shared one, produce answers would queue
-                // behind its long-polling fetches (answers come back in request order).
-                let consumerClient = try options.connection.client()
-                do {
-                    let report = try await Self.measure(options, producer: client, consumer: consumerClient, metadata: metadata, config: config)
-                    await consumerClient.close()
-                    return report
-                } catch {
-                    await consumerClient.close()
-                    throw error
-                }
+                // The client fetches on a connection of its own, so produce answers never queue behind
+                // the consumer's long polls (see ConnectionPurpose).
+                return try await Self.measure(options, client: client, metadata: metadata, config: config)
             }
             BenchCommand.emit(report, options, title: "end to end \(options.count) × \(options.size) B through \(options.topic); latency = send → consumed")
         }
 
-        static func measure(_ options: Options, producer client: SluiceClient, consumer consumerClient: SluiceClient,
-                            metadata: TopicMetadata, config: ConsumerConfig) async throws -> BenchReport {
-            let consumer = Consumer(client: consumerClient, config: config)
+        static func measure(_ options: Options, client: SluiceClient, metadata: TopicMetadata,
+                            config: ConsumerConfig) async throws -> BenchReport {
+            let consumer = Consumer(client: client, config: config)
             try await consumer.assign(Dictionary(uniqueKeysWithValues: metadata.partitions.map { (TopicPartitionKey(topic: options.topic, partition: $0.partition), .latest) }))
             let start = monotonicNanos()
             let count = options.count

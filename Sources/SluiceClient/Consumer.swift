@@ -195,7 +195,7 @@ public actor Consumer {
     /// Starts the next fetch now (used while the previous answer is decoded).
     private func prefetch() {
         guard config.groupId == nil || Self.nowMs() + Int64(config.fetchMaxWaitMs) < nextHeartbeatMs,
-              let connection = client.currentConnection, !positions.isEmpty else { return }
+              let connection = client.currentConnection(.fetch), !positions.isEmpty else { return }
         let request = fetchRequest()
         prefetched = (positions, connection.start(.fetch, request, timeoutMs: client.requestTimeoutMs + Int64(request.maxWaitMs)))
     }

@@ -39,10 +39,21 @@ public struct TopicDescription: Sendable, Hashable {
     public var configs: [ConfigEntry]
 }
 
+/// What a connection carries. Answers come back in request order on a connection, so long-polling
+/// fetches get one of their own: on a shared one, every produce or commit answer behind a fetch would
+/// wait out the fetch's long poll.
+public enum ConnectionPurpose: Sendable, Hashable, CaseIterable {
+    /// Produce, admin and group requests.
+    case general
+    /// Fetch requests (which may be held by the broker up to their max wait).
+    case fetch
+}
+
 /// The async client: admin calls and the building blocks `Producer` and `Consumer` use.
 ///
-/// Talks to the first reachable bootstrap broker over one pipelined connection, reconnecting when it
-/// drops. (Routing requests to each partition's leader arrives with replication.)
+/// Talks to the first reachable bootstrap broker over pipelined connections (one per
+/// `ConnectionPurpose`), reconnecting when one drops. (Routing requests to each partition's leader
+/// arrives with replication.)
 public final class SluiceClient: @unchecked Sendable {
     public let brokers: [BrokerAddress]
     public let clientId: String
@@ -50,8 +61,8 @@ public final class SluiceClient: @unchecked Sendable {
     let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let lock = NIOLock()
-    private var connection: BrokerConnection?
-    private var connecting: Task<BrokerConnection, any Error>?
+    private var connections: [ConnectionPurpose: BrokerConnection] = [:]
+    private var connecting: [ConnectionPurpose: Task<BrokerConnection, any Error>] = [:]
 
     public init(brokers: [BrokerAddress], clientId: String = "sluice", requestTimeoutMs: Int64 = 30_000,
                 eventLoopGroup: (any EventLoopGroup)? = nil) {
@@ -68,50 +79,51 @@ public final class SluiceClient: @unchecked Sendable {
         }
     }
 
-    /// Closes the connection (and the event loop the client made for itself).
+    /// Closes the connections (and the event loop the client made for itself).
     public func close() async {
-        let current = lock.withLock { () -> BrokerConnection? in
-            defer { connection = nil }
-            return connection
+        let open = lock.withLock { () -> [BrokerConnection] in
+            defer { connections.removeAll() }
+            return Array(connections.values)
         }
-        await current?.close()
+        for connection in open { await connection.close() }
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 
-    /// The connection if one is open (no connecting).
-    public var currentConnection: BrokerConnection? {
-        lock.withLock { connection.flatMap { $0.isActive ? $0 : nil } }
+    /// The connection for `purpose` if one is open (no connecting).
+    public func currentConnection(_ purpose: ConnectionPurpose = .general) -> BrokerConnection? {
+        lock.withLock { connections[purpose].flatMap { $0.isActive ? $0 : nil } }
     }
 
-    /// The live connection, connecting to the bootstrap brokers in turn when there is none. Callers
-    /// that arrive while a connect is under way share it (one connection, so request order holds).
-    public func connection() async throws -> BrokerConnection {
-        if let current = lock.withLock({ connection }), current.isActive { return current }
+    /// The live connection for `purpose`, connecting to the bootstrap brokers in turn when there is
+    /// none. Callers that arrive while a connect is under way share it (one connection per purpose, so
+    /// request order holds).
+    public func connection(_ purpose: ConnectionPurpose = .general) async throws -> BrokerConnection {
+        if let current = currentConnection(purpose) { return current }
         let attempt: Task<BrokerConnection, any Error> = lock.withLock {
-            if let connecting { return connecting }
-            let task = Task { try await self.connectToAnyBroker() }
-            connecting = task
+            if let pending = connecting[purpose] { return pending }
+            let task = Task { try await self.connectToAnyBroker(purpose) }
+            connecting[purpose] = task
             return task
         }
         return try await attempt.value
     }
 
-    private func connectToAnyBroker() async throws -> BrokerConnection {
+    private func connectToAnyBroker(_ purpose: ConnectionPurpose) async throws -> BrokerConnection {
         var failures: [String] = []
         for address in brokers {
             do {
                 let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
                 try await Self.handshake(fresh)
                 lock.withLock {
-                    connection = fresh
-                    connecting = nil
+                    connections[purpose] = fresh
+                    connecting[purpose] = nil
                 }
                 return fresh
             } catch {
                 failures.append((error as? SluiceClientError)?.message ?? "\(address): \(error)")
             }
         }
-        lock.withLock { connecting = nil }
+        lock.withLock { connecting[purpose] = nil }
         if failures.count == 1 { throw SluiceClientError(.unreachable, failures[0]) }
         throw SluiceClientError(.unreachable, "no broker reachable:\n  " + failures.joined(separator: "\n  "))
     }
@@ -140,7 +152,7 @@ public final class SluiceClient: @unchecked Sendable {
     /// Sends one request, reconnecting once if the connection had dropped.
     public func send<Request: WireMessage, Response: WireMessage>(_ api: ApiKey, _ request: Request, expecting: Response.Type,
                                                                   timeoutMs: Int64? = nil) async throws -> Response {
-        let connection = try await connection()
+        let connection = try await connection(api == .fetch ? .fetch : .general)
         return try await connection.send(api, request, expecting: Response.self, timeoutMs: timeoutMs ?? requestTimeoutMs)
     }
 
