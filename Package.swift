@@ -70,12 +70,12 @@ let package = Package(
         // The processing engine: JSON values, windows, watermarks, aggregates, state. Pure: no NIO, no SluiceLog.
         .target(
             name: "SluiceStreams",
-            dependencies: ["SluiceCore"]
+            dependencies: ["SluiceCore", "SluiceSQL"]
         ),
         .target(
             name: "SluiceBroker",
             dependencies: [
-                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire",
+                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire", "SluiceSQL", "SluiceStreams",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "SluiceCLI",
             dependencies: [
-                "SluiceCore", "SluiceCompression", "SluiceClient",
+                "SluiceCore", "SluiceCompression", "SluiceClient", "SluiceSQL", "SluiceStreams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

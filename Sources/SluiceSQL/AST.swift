@@ -54,7 +54,7 @@ public enum SQLType: String, Sendable, Equatable, CaseIterable {
 }
 
 /// A literal value.
-public enum Literal: Sendable, Equatable {
+public enum Literal: Sendable, Hashable {
     /// A whole number. The parser produces only non-negative ones; `-5` is `negate(5)`.
     case integer(Int64)
     /// A number with a fraction or exponent. The parser produces only finite, non-negative ones.

@@ -22,3 +22,10 @@ public enum SQLKeywords {
         "TRUE", "FALSE", "DISTINCT", "INTERVAL",
     ]
 }
+
+extension SQLLimits {
+    /// The most arguments a variadic function (CONCAT, COALESCE) or an IN list accepts.
+    public static let functionArgumentsMax = 1_024
+    /// The most columns a SELECT list, GROUP BY or a query's distinct JSON fields may have.
+    public static let columnsMax = 1_024
+}
