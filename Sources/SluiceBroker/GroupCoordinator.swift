@@ -45,37 +45,17 @@ final class GroupCoordinator: @unchecked Sendable {
 
     /// Creates `__consumer_offsets` if missing and replays it into memory.
     func load(offsetsPartitions: Int32) throws {
-        let topic = try registry.topic(Self.offsetsTopic) ?? registry.create(
-            name: Self.offsetsTopic, partitions: offsetsPartitions,
-            configs: [ConfigEntry(key: "cleanup.policy", value: "compact"), ConfigEntry(key: "flush.policy", value: "always"),
-                      ConfigEntry(key: "retention.ms", value: "-1")],
-            allowInternal: true)
+        let topic = try InternalTopic.open(Self.offsetsTopic, partitions: offsetsPartitions, registry: registry)
         var loaded: [String: [GroupTopicPartition: Committed]] = [:]
         var records = 0
         for partition in topic.partitions {
-            let log = partition.log
-            var offset = log.logStartOffset
-            while offset < log.logEndOffset {
-                let result = try log.read(from: offset, maxBytes: 1 << 20)
-                guard result.batchCount > 0 else { break }
-                try result.bytes.withUnsafeBytes { raw in
-                    var position = 0
-                    while position < raw.count {
-                        let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
-                        let header = try RecordBatch.validate(batch, limits: log.config.limits)
-                        for record in try RecordBatch.records(in: UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize]), limits: log.config.limits) {
-                            records += 1
-                            guard let key = record.key, let (group, tp) = Self.decodeKey(key) else { continue }
-                            if let value = record.value {
-                                if let committed = Self.decodeValue(value) { loaded[group, default: [:]][tp] = committed }
-                            } else {
-                                loaded[group]?[tp] = nil
-                            }
-                        }
-                        position += header.totalSize
-                    }
+            records += try InternalTopic.replay(partition) { key, value in
+                guard let key, let (group, tp) = Self.decodeKey(key) else { return }
+                if let value {
+                    if let committed = Self.decodeValue(value) { loaded[group, default: [:]][tp] = committed }
+                } else {
+                    loaded[group]?[tp] = nil
                 }
-                offset = result.nextOffset
             }
         }
         lock.withLock { offsets = loaded.filter { !$0.value.isEmpty } }

@@ -1,0 +1,54 @@
+import SluiceCompression
+import SluiceCore
+import SluiceLog
+import SluiceWire
+
+/// Helpers for the broker's internal compacted topics (`__consumer_offsets`, `__processors`,
+/// `__processor_checkpoints`): creating them with the settings that make them a durable key-value store,
+/// replaying them at start, and appending records to them.
+enum InternalTopic {
+    /// Settings of every internal topic: compacted by key, fsynced before the write returns, kept forever.
+    static let configs = [
+        ConfigEntry(key: "cleanup.policy", value: "compact"), ConfigEntry(key: "flush.policy", value: "always"),
+        ConfigEntry(key: "retention.ms", value: "-1"),
+    ]
+
+    /// Opens `name`, creating it with `partitions` partitions if missing.
+    static func open(_ name: String, partitions: Int32, registry: TopicRegistry) throws -> Topic {
+        try registry.topic(name) ?? registry.create(name: name, partitions: partitions, configs: configs, allowInternal: true)
+    }
+
+    /// Calls `body` with every record of `partition` in offset order (key, value; a nil value deletes the
+    /// key). Returns how many records were read.
+    @discardableResult
+    static func replay(_ partition: Partition, _ body: (_ key: [UInt8]?, _ value: [UInt8]?) throws -> Void) throws -> Int {
+        let log = partition.log
+        var offset = log.logStartOffset
+        var records = 0
+        while offset < log.logEndOffset {
+            let result = try log.read(from: offset, maxBytes: 1 << 20)
+            guard result.batchCount > 0 else { break }
+            try result.bytes.withUnsafeBytes { raw in
+                var position = 0
+                while position < raw.count {
+                    let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
+                    let header = try RecordBatch.validate(batch, limits: log.config.limits)
+                    let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
+                    for record in try RecordBatch.records(in: bytes, limits: log.config.limits) where record.offset >= offset {
+                        records += 1
+                        try body(record.key, record.value)
+                    }
+                    position += header.totalSize
+                }
+            }
+            offset = result.nextOffset
+        }
+        return records
+    }
+
+    /// Appends one record and waits until it is durable.
+    static func write(_ partition: Partition, key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {
+        let batch = try RecordBatch.build(records: [Record(offset: 0, timestamp: timestampMs, key: key, value: value)])
+        _ = try partition.appendInternal(batch)
+    }
+}
