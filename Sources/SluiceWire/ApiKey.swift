@@ -15,6 +15,11 @@ public enum ApiKey: Int16, Sendable, Hashable, CaseIterable, CustomStringConvert
     case offsetFetch = 12
     case listGroups = 13
     case describeGroups = 14
+    case createProcessor = 15
+    case listProcessors = 16
+    case describeProcessor = 17
+    /// Pause, resume, reset, replace or delete one processor.
+    case alterProcessor = 18
 
     public var description: String {
         switch self {
@@ -33,6 +38,10 @@ public enum ApiKey: Int16, Sendable, Hashable, CaseIterable, CustomStringConvert
         case .offsetFetch: "OffsetFetch"
         case .listGroups: "ListGroups"
         case .describeGroups: "DescribeGroups"
+        case .createProcessor: "CreateProcessor"
+        case .listProcessors: "ListProcessors"
+        case .describeProcessor: "DescribeProcessor"
+        case .alterProcessor: "AlterProcessor"
         }
     }
 

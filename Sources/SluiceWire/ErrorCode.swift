@@ -46,6 +46,15 @@ public enum ErrorCode: Int16, Sendable, Hashable, CaseIterable, CustomStringConv
     case unknownGroup = 28
     case notLeader = 29
     case invalidReplicationFactor = 30
+    /// A processor query that does not parse or bind; the message is the SQL error, `line L, column C: …`.
+    case invalidQuery = 31
+    case processorAlreadyExists = 32
+    case unknownProcessor = 33
+    /// The processor is in a state that does not allow the change (for example it is being deleted); the
+    /// message names the state and what to do.
+    case processorStateInvalid = 34
+    /// A processor name with characters or a length the broker refuses (`ProcessorLimits.nameProblem`).
+    case invalidProcessorName = 35
 
     /// Retrying the same request later may succeed.
     public var isRetriable: Bool {
@@ -88,6 +97,11 @@ public enum ErrorCode: Int16, Sendable, Hashable, CaseIterable, CustomStringConv
         case .unknownGroup: "unknown_group"
         case .notLeader: "not_leader"
         case .invalidReplicationFactor: "invalid_replication_factor"
+        case .invalidQuery: "invalid_query"
+        case .processorAlreadyExists: "processor_already_exists"
+        case .unknownProcessor: "unknown_processor"
+        case .processorStateInvalid: "processor_state_invalid"
+        case .invalidProcessorName: "invalid_processor_name"
         }
     }
 }
