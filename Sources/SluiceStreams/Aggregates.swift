@@ -8,6 +8,14 @@
 // type-checks arguments) SUM and AVG ignore non-numbers. FIRST_VALUE and LAST_VALUE ignore NULL, like Flink's
 // and ksqlDB's. An aggregate over no (non-null) input is NULL, except the counts, which are 0.
 
+/// `a + b` clamped to Int64's range. Counts cannot realistically overflow, but one restored from a damaged
+/// checkpoint could start anywhere, and a count must never trap.
+@inline(__always)
+func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? (b < 0 ? .min : .max) : sum
+}
+
 /// The aggregate functions of the dialect.
 public enum AggregateFunction: Hashable, Sendable, CaseIterable {
     /// `COUNT(*)`: rows.
@@ -48,7 +56,7 @@ public struct Accumulator: Hashable, Sendable {
                 isFloating = true
             default: return
             }
-            count += 1
+            count = saturatingAdd(count, 1)
         }
 
         mutating func addInteger(_ v: Int64) {
@@ -66,7 +74,7 @@ public struct Accumulator: Hashable, Sendable {
             addInteger(other.integer)
             floating += other.floating
             isFloating = isFloating || other.isFloating
-            count += other.count
+            count = saturatingAdd(count, other.count)
         }
 
         var total: Double { Double(integer) + floating }
@@ -94,7 +102,8 @@ public struct Accumulator: Hashable, Sendable {
 
     /// The function this accumulator computes.
     public let function: AggregateFunction
-    private var state: State
+    // Internal, not private: checkpoints (Checkpoint+Values.swift) write and restore it.
+    var state: State
 
     /// Bytes charged per distinct value on top of the value itself (hash table slot and load factor).
     public static let distinctEntryOverheadBytes = 16
@@ -117,7 +126,7 @@ public struct Accumulator: Hashable, Sendable {
         if function != .countAll, value.isNull { return }
         switch state {
         case .count(let count):
-            state = .count(count + 1)
+            state = .count(saturatingAdd(count, 1))
         case .distinct(var set, let bytes):
             state = .count(0)  // drop the reference so `set` is uniquely owned and inserts in place
             let key = Self.distinctKey(value)
@@ -144,7 +153,7 @@ public struct Accumulator: Hashable, Sendable {
         precondition(function == other.function, "merging \(other.function) into \(function)")
         switch (state, other.state) {
         case (.count(let a), .count(let b)):
-            state = .count(a + b)
+            state = .count(saturatingAdd(a, b))
         case (.distinct(var set, var bytes), .distinct(let otherSet, _)):
             state = .count(0)
             for value in otherSet where set.insert(value).inserted {

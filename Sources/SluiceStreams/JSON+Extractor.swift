@@ -17,14 +17,28 @@ public struct JSONFieldExtractor: Sendable {
     /// The paths, in the order results are returned.
     public let paths: [JSONPath]
 
-    /// One trie node. Node 0 is the document root.
-    struct Node: Sendable {
-        /// The member names leading to child nodes, as UTF-8, with each child's node index.
+    /// One trie node under construction.
+    struct NodeBuilder {
         var children: [(key: [UInt8], node: Int)] = []
-        /// Result slots of the paths that end at this node.
         var endingSlots: [Int] = []
-        /// Result slots of the paths that continue below this node, with the components that remain.
         var continuing: [(slot: Int, rest: ArraySlice<String>)] = []
+    }
+
+    /// One trie node. Node 0 is the document root. A class so that visiting a node per record costs one
+    /// reference count, not one per array inside it (the extractor is the per-record hot path).
+    final class Node: Sendable {
+        /// The member names leading to child nodes, as UTF-8, with each child's node index.
+        let children: [(key: [UInt8], node: Int)]
+        /// Result slots of the paths that end at this node.
+        let endingSlots: [Int]
+        /// Result slots of the paths that continue below this node, with the components that remain.
+        let continuing: [(slot: Int, rest: ArraySlice<String>)]
+
+        init(_ builder: NodeBuilder) {
+            children = builder.children
+            endingSlots = builder.endingSlots
+            continuing = builder.continuing
+        }
     }
 
     let nodes: [Node]
@@ -32,7 +46,7 @@ public struct JSONFieldExtractor: Sendable {
     /// Compiles `paths`; duplicates and paths that are prefixes of others are allowed.
     public init(paths: [JSONPath]) {
         self.paths = paths
-        var nodes = [Node()]
+        var nodes = [NodeBuilder()]
         for (slot, path) in paths.enumerated() {
             var current = 0
             for (depth, component) in path.components.enumerated() {
@@ -41,14 +55,14 @@ public struct JSONFieldExtractor: Sendable {
                 if let existing = nodes[current].children.first(where: { $0.key == key }) {
                     current = existing.node
                 } else {
-                    nodes.append(Node())
+                    nodes.append(NodeBuilder())
                     nodes[current].children.append((key, nodes.count - 1))
                     current = nodes.count - 1
                 }
             }
             nodes[current].endingSlots.append(slot)
         }
-        self.nodes = nodes
+        self.nodes = nodes.map(Node.init)
     }
 
     /// The value of each path in `bytes` (`.null` where absent), in the order of `paths`.

@@ -12,6 +12,10 @@
 // - `WatermarkTracker`: per-partition and per-task watermarks, idle partitions, lateness.
 // - `Accumulator`: COUNT/SUM/AVG/MIN/MAX/FIRST_VALUE/LAST_VALUE state with `add`, `merge` and `result`.
 // - `WindowState`: the keyed window store that emits each (group, window) once the watermark passes its end.
+// - `Evaluator`: SQL expressions over `JSONValue`s (three-valued logic, no traps); `EventTime` / `ISO8601`.
+// - `ProcessorTask`: runs a bound `ProcessorPlan` record by record: the engine the broker and
+//   `sluice processor test` drive. Deterministic, and checkpointable to bytes
+//   (storage-format/processor-checkpoint.md) so that replay after a crash reproduces its output exactly.
 //
 // ## Design note: why the hot path looks the way it does
 //

@@ -23,6 +23,7 @@ public struct WatermarkTracker: Hashable, Sendable {
     /// A partition silent for longer than this no longer holds the task watermark back; nil: never.
     public let idleTimeoutMs: Int64?
 
+    /// Internal so that checkpoints (ProcessorTask+Checkpoint.swift) can write and restore it.
     struct PartitionState: Hashable, Sendable {
         var maxEventTimeMs: Int64?
         var lastActivityMs: Int64
@@ -30,7 +31,7 @@ public struct WatermarkTracker: Hashable, Sendable {
 
     /// The input partitions, in the order given, with their state.
     private(set) var partitionIDs: [Int32]
-    private var states: [PartitionState]
+    private(set) var states: [PartitionState]
 
     /// The task watermark as of the last `advance(nowMs:)`.
     /// Invariant: never decreases.
@@ -48,6 +49,18 @@ public struct WatermarkTracker: Hashable, Sendable {
         states = Array(repeating: PartitionState(maxEventTimeMs: nil, lastActivityMs: nowMs), count: partitions.count)
         self.allowedLatenessMs = allowedLatenessMs
         self.idleTimeoutMs = idleTimeoutMs
+    }
+
+    /// A tracker in a state read back from a checkpoint. The caller validated `partitions` (unique, not empty,
+    /// one state each).
+    init(partitions: [Int32], states: [PartitionState], current: Int64, allowedLatenessMs: Int64, idleTimeoutMs: Int64?) {
+        precondition(!partitions.isEmpty && Set(partitions).count == partitions.count, "partitions must be unique")
+        precondition(partitions.count == states.count, "one state per partition")
+        partitionIDs = partitions
+        self.states = states
+        self.current = current
+        self.allowedLatenessMs = max(0, allowedLatenessMs)
+        self.idleTimeoutMs = idleTimeoutMs.map { max(0, $0) }
     }
 
     private func slot(_ partition: Int32) -> Int {
@@ -91,7 +104,8 @@ public struct WatermarkTracker: Hashable, Sendable {
 
     private func isIdle(_ state: PartitionState, nowMs: Int64) -> Bool {
         guard let idleTimeoutMs else { return false }
-        return nowMs - state.lastActivityMs > idleTimeoutMs
+        let (elapsed, overflow) = nowMs.subtractingReportingOverflow(state.lastActivityMs)
+        return overflow ? nowMs > state.lastActivityMs : elapsed > idleTimeoutMs
     }
 
     /// Recomputes the task watermark at processing time `nowMs` and returns it.

@@ -6,6 +6,11 @@
 // frees them. Every byte of state is charged to `stateBytes`; an `add` that could push it past
 // `stateBytesMax` throws `StateLimitExceeded` and changes nothing, so the runtime can pause the task.
 //
+// A processor task adds several rows per input record (a HOP covers several windows, UNNEST makes several
+// rows) and must refuse the record as a whole or not at all. It therefore uses the two halves separately:
+// `growthBound`/`worstCaseGrowth` to check the limit for all rows first, then `addUnchecked` /
+// `addToSessionUnchecked` to apply them (WindowState+Task, ProcessorTask).
+//
 // The store does not decide lateness: the caller drops records `WatermarkTracker.isLate` reports. Adding to a
 // window the watermark has already closed is therefore a programmer error and traps.
 
@@ -15,6 +20,9 @@ public enum EmitMode: Hashable, Sendable {
     case final
     /// An updated result on every change; `advance(to:)` only frees closed windows.
     case changes
+    /// As `.final`, and the store also remembers which groups changed, so that `takeEarlyResults()` can return
+    /// their current results (EMIT EVERY).
+    case periodic
 }
 
 /// One result: a group's aggregates over a window.
@@ -58,9 +66,9 @@ public struct WindowState: Sendable {
 
     /// Approximate bytes held by all open windows, groups, accumulators and sessions.
     /// Invariant: `stateBytes <= stateBytesMax`, and 0 when nothing is open.
-    public private(set) var stateBytes = 0
+    public internal(set) var stateBytes = 0
     /// The watermark of the last `advance(to:)`: every window ending at or before it has been emitted and freed.
-    public private(set) var watermark = WatermarkTracker.none
+    public internal(set) var watermark = WatermarkTracker.none
 
     /// Bytes charged per (window, key) entry on top of the key and accumulators (hash slot, array header).
     public static let entryOverheadBytes = 64
@@ -70,13 +78,30 @@ public struct WindowState: Sendable {
     public static let sessionOverheadBytes = 16
     public static let sessionKeyOverheadBytes = 64
 
-    private var windows: [Window: [JSONValue: [Accumulator]]] = [:]
-    private var ends = WindowHeap()
-    private var sessions: [JSONValue: SessionWindows] = [:]
+    // Internal, not private: the checkpoint code (WindowState+Checkpoint.swift) reads and rebuilds them.
+    var windows: [Window: [JSONValue: [Accumulator]]] = [:]
+    var ends = WindowHeap()
+    var sessions: [JSONValue: SessionWindows] = [:]
+    /// `.periodic` only: the groups changed since `takeEarlyResults()` last returned them.
+    /// Invariant: every member names an open group.
+    var changed: Set<GroupID> = []
+
+    /// One (window, key) group.
+    struct GroupID: Hashable, Sendable {
+        var window: Window
+        var key: JSONValue
+    }
+
+    /// The bytes of one empty accumulator per function: part of every new entry's bound.
+    private let emptyAccumulatorsBytes: Int
+    /// The functions whose state can grow with a row (COUNT DISTINCT, MIN, MAX, FIRST/LAST_VALUE), by index.
+    private let growingFunctionIndices: [Int]
 
     public init(functions: [AggregateFunction], mode: EmitMode = .final, stateBytesMax: Int = 256 << 20) {
         precondition(stateBytesMax > 0, "the state limit is positive")
         self.functions = functions
+        emptyAccumulatorsBytes = functions.reduce(0) { $0 + Accumulator($1).approximateBytes }
+        growingFunctionIndices = functions.indices.filter { Accumulator(functions[$0]).growthBound(adding: "x") > 0 }
         self.mode = mode
         self.stateBytesMax = stateBytesMax
     }
@@ -94,9 +119,15 @@ public struct WindowState: Sendable {
     @discardableResult
     public mutating func add(key: JSONValue, window: Window, values: [JSONValue], eventTimeMs: Int64,
                              sequence: Int64 = 0) throws(StateLimitExceeded) -> WindowResult? {
+        try reserve(upTo: growthBound(key: key, window: window, values: values[...]))
+        return addUnchecked(key: key, window: window, values: values[...], eventTimeMs: eventTimeMs, sequence: sequence)
+    }
+
+    /// `add` without the state limit check: the caller checked `growthBound` (or `worstCaseGrowth`) first.
+    mutating func addUnchecked(key: JSONValue, window: Window, values: ArraySlice<JSONValue>, eventTimeMs: Int64,
+                               sequence: Int64) -> WindowResult? {
         precondition(values.count == functions.count, "one argument per aggregate")
         precondition(window.end > watermark, "window \(window) was closed by watermark \(watermark)")
-        try reserve(upTo: growthBound(key: key, window: window, values: values, sessionBytes: 0))
         apply(key: key, window: window, values: values, eventTimeMs: eventTimeMs, sequence: sequence)
         return changeResult(key: key, window: window)
     }
@@ -106,13 +137,17 @@ public struct WindowState: Sendable {
     @discardableResult
     public mutating func addToSession(key: JSONValue, eventTimeMs: Int64, gapMs: Int64, values: [JSONValue],
                                       sequence: Int64 = 0) throws(StateLimitExceeded) -> WindowResult? {
+        try reserve(upTo: sessionGrowthBound(key: key, eventTimeMs: eventTimeMs, gapMs: gapMs, values: values[...]))
+        return addToSessionUnchecked(key: key, eventTimeMs: eventTimeMs, gapMs: gapMs, values: values[...],
+                                     sequence: sequence)
+    }
+
+    /// `addToSession` without the state limit check: the caller checked `sessionGrowthBound` first.
+    mutating func addToSessionUnchecked(key: JSONValue, eventTimeMs: Int64, gapMs: Int64, values: ArraySlice<JSONValue>,
+                                        sequence: Int64) -> WindowResult? {
         precondition(values.count == functions.count, "one argument per aggregate")
         precondition(eventTimeMs >= watermark, "record at \(eventTimeMs) is late for watermark \(watermark)")
         let isNewKey = sessions[key] == nil
-        let sessionBytes = Self.sessionOverheadBytes + (isNewKey ? Self.sessionKeyOverheadBytes + key.approximateBytes : 0)
-        let provisional = Window(start: eventTimeMs, end: eventTimeMs + gapMs)
-        try reserve(upTo: growthBound(key: key, window: provisional, values: values, sessionBytes: sessionBytes))
-
         let sessionCountBefore = sessions[key]?.sessions.count ?? 0
         let update = sessions[key, default: SessionWindows(gapMs: gapMs)].add(eventTimeMs)
         let sessionCountAfter = sessions[key]?.sessions.count ?? 0
@@ -136,19 +171,41 @@ public struct WindowState: Sendable {
         return WindowResult(key: key, window: window, values: accumulators.map(\.result))
     }
 
-    /// The most one row can add: a new window, a new entry, and each accumulator's growth.
-    private func growthBound(key: JSONValue, window: Window, values: [JSONValue], sessionBytes: Int) -> Int {
-        var bound = sessionBytes
+    /// The most one row can add to `window` (a tumbling or hopping window): a new window, a new entry, and each
+    /// accumulator's growth. Two lookups; see `worstCaseGrowth` for a bound without any.
+    func growthBound(key: JSONValue, window: Window, values: ArraySlice<JSONValue>) -> Int {
+        var bound = 0
         let group = windows[window]
         if group == nil { bound += Self.windowOverheadBytes }
         if let accumulators = group?[key] {
-            for (index, accumulator) in accumulators.enumerated() { bound += accumulator.growthBound(adding: values[index]) }
-        } else {
-            bound += Self.entryOverheadBytes + key.approximateBytes
-            for (index, function) in functions.enumerated() {
-                let empty = Accumulator(function)
-                bound += empty.approximateBytes + empty.growthBound(adding: values[index])
+            for (index, accumulator) in accumulators.enumerated() {
+                bound += accumulator.growthBound(adding: values[values.startIndex + index])
             }
+        } else {
+            bound += newEntryBound(key: key, values: values)
+        }
+        return bound
+    }
+
+    /// The most one row can add to `key`'s sessions.
+    func sessionGrowthBound(key: JSONValue, eventTimeMs: Int64, gapMs: Int64, values: ArraySlice<JSONValue>) -> Int {
+        let isNewKey = sessions[key] == nil
+        let sessionBytes = Self.sessionOverheadBytes + (isNewKey ? Self.sessionKeyOverheadBytes + key.approximateBytes : 0)
+        let provisional = Window(start: eventTimeMs, end: eventTimeMs + gapMs)
+        return sessionBytes + growthBound(key: key, window: provisional, values: values)
+    }
+
+    /// An upper bound on `growthBound` / `sessionGrowthBound` for any window, without looking anything up:
+    /// the hot path checks this first and needs the exact bounds only near the limit.
+    func worstCaseGrowth(key: JSONValue, values: ArraySlice<JSONValue>, session: Bool) -> Int {
+        let sessionBytes = session ? Self.sessionOverheadBytes + Self.sessionKeyOverheadBytes + key.approximateBytes : 0
+        return sessionBytes + Self.windowOverheadBytes + newEntryBound(key: key, values: values)
+    }
+
+    private func newEntryBound(key: JSONValue, values: ArraySlice<JSONValue>) -> Int {
+        var bound = Self.entryOverheadBytes + key.approximateBytes + emptyAccumulatorsBytes
+        for index in growingFunctionIndices {
+            bound += Accumulator(functions[index]).growthBound(adding: values[values.startIndex + index])
         }
         return bound
     }
@@ -160,23 +217,29 @@ public struct WindowState: Sendable {
     }
 
     /// Adds the row in place and charges the actual growth.
-    private mutating func apply(key: JSONValue, window: Window, values: [JSONValue], eventTimeMs: Int64, sequence: Int64) {
-        if windows[window] == nil {
+    private mutating func apply(key: JSONValue, window: Window, values: ArraySlice<JSONValue>, eventTimeMs: Int64,
+                                sequence: Int64) {
+        // The hot path: one hash of the window, one of the key, accumulators updated in place.
+        var windowIndex = windows.index(forKey: window)
+        if windowIndex == nil {
             windows[window] = [:]
             ends.push(window)
             stateBytes += Self.windowOverheadBytes
+            windowIndex = windows.index(forKey: window)
         }
+        guard let windowIndex else { preconditionFailure("window \(window) was just inserted") }
         var delta = 0
         let functions = self.functions
-        windows[window]![key, default: []].updateCreatingIfEmpty(functions: functions) { accumulators, created in
+        windows.values[windowIndex][key, default: []].updateCreatingIfEmpty(functions: functions) { accumulators, created in
             if created { delta += Self.entryOverheadBytes + key.approximateBytes }
             for index in accumulators.indices {
                 let before = created ? 0 : accumulators[index].approximateBytes
-                accumulators[index].add(values[index], eventTimeMs: eventTimeMs, sequence: sequence)
+                accumulators[index].add(values[values.startIndex + index], eventTimeMs: eventTimeMs, sequence: sequence)
                 delta += accumulators[index].approximateBytes - before
             }
         }
         stateBytes += delta
+        if mode == .periodic { changed.insert(GroupID(window: window, key: key)) }
         assert(stateBytes <= stateBytesMax, "growth bound underestimated")
     }
 
@@ -184,6 +247,7 @@ public struct WindowState: Sendable {
     private mutating func removeEntry(key: JSONValue, window: Window) -> [Accumulator]? {
         guard let accumulators = windows[window]?.removeValue(forKey: key) else { return nil }
         stateBytes -= Self.entryBytes(key: key, accumulators: accumulators)
+        if mode == .periodic { changed.remove(GroupID(window: window, key: key)) }
         if windows[window]!.isEmpty {
             windows[window] = nil
             stateBytes -= Self.windowOverheadBytes
@@ -210,7 +274,7 @@ public struct WindowState: Sendable {
         return base
     }
 
-    private static func entryBytes(key: JSONValue, accumulators: [Accumulator]) -> Int {
+    static func entryBytes(key: JSONValue, accumulators: [Accumulator]) -> Int {
         accumulators.reduce(entryOverheadBytes + key.approximateBytes) { $0 + $1.approximateBytes }
     }
 
@@ -218,7 +282,7 @@ public struct WindowState: Sendable {
 
     /// Moves the store's watermark to `watermark` (ignored if lower) and closes every window that ends at or
     /// before it, freeing its state.
-    /// - Returns: in `.final` mode, one result per closed (window, key), ordered by window end, then key
+    /// - Returns: in `.final` and `.periodic` mode, one result per closed (window, key), ordered by window end, then key
     ///   (`JSONValue.compare`), then window start — deterministic, so replay after a crash emits the same
     ///   sequence. In `.changes` mode, nothing (every change was already returned by `add`).
     public mutating func advance(to watermark: Int64) -> [WindowResult] {
@@ -231,17 +295,40 @@ public struct WindowState: Sendable {
             stateBytes -= Self.windowOverheadBytes
             for (key, accumulators) in groups {
                 stateBytes -= Self.entryBytes(key: key, accumulators: accumulators)
-                if mode == .final { results.append(WindowResult(key: key, window: window, values: accumulators.map(\.result))) }
+                if mode != .changes {
+                    results.append(WindowResult(key: key, window: window, values: accumulators.map(\.result)))
+                }
+                if mode == .periodic { changed.remove(GroupID(window: window, key: key)) }
                 closeSession(key: key, window: window)
             }
         }
-        results.sort { a, b in
-            if a.window.end != b.window.end { return a.window.end < b.window.end }
-            let order = JSONValue.compare(a.key, b.key)
-            return order != 0 ? order < 0 : a.window.start < b.window.start
-        }
+        results.sort(by: Self.emissionOrder)
         assert(!windows.isEmpty || stateBytes == 0, "state bytes leaked: \(stateBytes)")
         return results
+    }
+
+    /// `.periodic` mode: the current results of the groups that changed since the last call, in emission order
+    /// (window end, key, window start); they count as unchanged afterwards. Closed groups are not included:
+    /// `advance(to:)` returned their final results.
+    public mutating func takeEarlyResults() -> [WindowResult] {
+        guard !changed.isEmpty else { return [] }
+        var results: [WindowResult] = []
+        results.reserveCapacity(changed.count)
+        for group in changed {
+            guard let accumulators = windows[group.window]?[group.key] else { continue }
+            results.append(WindowResult(key: group.key, window: group.window, values: accumulators.map(\.result)))
+        }
+        changed.removeAll(keepingCapacity: true)
+        results.sort(by: Self.emissionOrder)
+        return results
+    }
+
+    /// The order results leave in: window end, then key (`JSONValue.compare`), then window start. A total order
+    /// over distinct groups, so output never depends on hash order.
+    static func emissionOrder(_ a: WindowResult, _ b: WindowResult) -> Bool {
+        if a.window.end != b.window.end { return a.window.end < b.window.end }
+        let order = JSONValue.compare(a.key, b.key)
+        return order != 0 ? order < 0 : a.window.start < b.window.start
     }
 
     private mutating func closeSession(key: JSONValue, window: Window) {

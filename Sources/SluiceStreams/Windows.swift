@@ -117,6 +117,18 @@ public struct SessionWindows: Hashable, Sendable {
         self.gapMs = gapMs
     }
 
+    /// Sessions read back from a checkpoint, or nil when they are not sorted, disjoint and at least one gap long
+    /// (every session is: it ends `gap` after its last record).
+    init?(gapMs: Int64, sessions: [Window]) {
+        self.init(gapMs: gapMs)
+        self.sessions = sessions
+        let longEnough = sessions.allSatisfy { window in
+            let (length, overflow) = window.end.subtractingReportingOverflow(window.start)
+            return overflow || length >= gapMs
+        }
+        guard isSortedAndDisjoint, longEnough else { return nil }
+    }
+
     /// The outcome of adding one record.
     public struct Update: Hashable, Sendable {
         /// The session that now holds the record.
