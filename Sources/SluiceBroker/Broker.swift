@@ -20,6 +20,7 @@ public final class Broker: @unchecked Sendable {
     let registry: TopicRegistry
     let groups: GroupCoordinator
     let producerIds: ProducerIdAllocator
+    let processors: ProcessorManager
     let ioPool: NIOThreadPool
     let eventLoopGroup: any EventLoopGroup
     let lock = NIOLock()
@@ -49,6 +50,8 @@ public final class Broker: @unchecked Sendable {
         self.groups = GroupCoordinator(registry: registry, logger: logger)
         self.producerIds = ProducerIdAllocator(directory: config.dataDirectory + "/meta")
         self.ioPool = NIOThreadPool(numberOfThreads: config.ioThreads)
+        self.processors = ProcessorManager(registry: registry, producerIds: producerIds, config: config,
+                                           eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
     /// The port actually bound (differs from the configured one when that was 0).
@@ -90,6 +93,7 @@ public final class Broker: @unchecked Sendable {
                 ioPool.runIfActive(eventLoop: loop) { self.runMaintenance() }
             }
         }
+        try await ioPool.runIfActive { [self] in try processors.load() }
         logger.info("sluiced listening", metadata: ["listen": "\(config.host):\(boundPort)", "data": "\(config.dataDirectory)"])
     }
 
@@ -118,6 +122,7 @@ public final class Broker: @unchecked Sendable {
             group.cancelAll()
             self.releaseIdleWaiters()
         }
+        await processors.shutdown()
         try? await ioPool.runIfActive { [self] in
             registry.closeAll()
             dataLock?.release()
@@ -289,6 +294,8 @@ public final class Broker: @unchecked Sendable {
             case .describeGroups:
                 let request = try DescribeGroupsRequest.decode(frame.body, version: header.apiVersion)
                 return eventLoop.makeSucceededFuture(response(groups.describe(request), header))
+            case .createProcessor, .listProcessors, .describeProcessor, .alterProcessor:
+                return try routeProcessor(api, frame, eventLoop: eventLoop)
             }
         } catch {
             return eventLoop.makeSucceededFuture(errorResponse(wireError(for: error, api: api), header))

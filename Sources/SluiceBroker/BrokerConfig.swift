@@ -30,6 +30,12 @@ public struct BrokerConfig: Sendable, Hashable {
     public var partitionsPerTopicMax: Int32 = 10_000
     /// Partitions of `__consumer_offsets`.
     public var offsetsTopicPartitions: Int32 = 1
+    /// Threads that run processor tasks (CPU work: JSON, windows, output batches).
+    public var processorThreads = 2
+    /// Most window-state bytes one processor task may hold; reaching it pauses the task with an error.
+    public var processorStateBytesMax = 64 << 20
+    /// How often a processor task checkpoints its state and input offset (replay after a crash starts there).
+    public var processorCheckpointIntervalMs: Int64 = 1_000
     /// Topic-setting defaults (`[topic-defaults]` table), by Kafka key.
     public var topicDefaults: [String: String] = [:]
 
@@ -71,6 +77,9 @@ public struct BrokerConfig: Sendable, Hashable {
         case "io-threads": ioThreads = try int(1...256)
         case "fetch-wait-ms-max": fetchWaitMsMax = Int32(try int(0...300_000))
         case "retention-check-interval-ms": retentionCheckIntervalMs = Int64(try int(100...86_400_000))
+        case "processor-threads": processorThreads = try int(1...64)
+        case "processor-state-bytes-max": processorStateBytesMax = try int((1 << 20)...(1 << 40))
+        case "processor-checkpoint-interval-ms": processorCheckpointIntervalMs = Int64(try int(10...3_600_000))
         default:
             if key.hasPrefix("topic-defaults.") {
                 let topicKey = String(key.dropFirst("topic-defaults.".count))
@@ -82,7 +91,7 @@ public struct BrokerConfig: Sendable, Hashable {
                 topicDefaults[topicKey] = value
                 return
             }
-            throw Error("\(source): unknown setting '\(key)'; known: node-id, listen, data-dir, log-level, frame-bytes-max, io-threads, fetch-wait-ms-max, retention-check-interval-ms, [topic-defaults] keys")
+            throw Error("\(source): unknown setting '\(key)'; known: node-id, listen, data-dir, log-level, frame-bytes-max, io-threads, fetch-wait-ms-max, retention-check-interval-ms, processor-threads, processor-state-bytes-max, processor-checkpoint-interval-ms, [topic-defaults] keys")
         }
     }
 
@@ -97,7 +106,7 @@ public struct BrokerConfig: Sendable, Hashable {
 
     static let environmentKeys: Set<String> = [
         "node-id", "listen", "data-dir", "log-level", "frame-bytes-max", "io-threads", "fetch-wait-ms-max",
-        "retention-check-interval-ms",
+        "retention-check-interval-ms", "processor-threads", "processor-state-bytes-max", "processor-checkpoint-interval-ms",
     ]
 
     /// Applies a TOML file's text (the subset `TOMLSubset` reads).

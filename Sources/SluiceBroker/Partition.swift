@@ -95,6 +95,16 @@ final class Partition: @unchecked Sendable {
         }
     }
 
+    /// How many records producer `producerId` has written here in epoch `epoch`, by its sequence
+    /// numbers (last sequence + 1); 0 when the partition knows nothing of it in that epoch. Processors
+    /// number their output from 0 per generation, so this is where a replay's writes resume.
+    func recordsWritten(producerId: Int64, epoch: Int16) -> Int64 {
+        appendLock.withLock {
+            guard let entry = producers.producers[producerId], entry.epoch == epoch, let last = entry.batches.last else { return 0 }
+            return Int64(last.lastSequence) + 1
+        }
+    }
+
     /// Appends an internal record batch (consumer offsets) and waits for durability.
     func appendInternal(_ batch: RecordBatch) throws -> AppendInfo {
         let (info, log) = try appendLock.withLock {

@@ -27,8 +27,15 @@ final class ProducerIdAllocator: @unchecked Sendable {
             }
             return (existing, epoch + 1)
         }
-        return (try lock.withLock {
-            if next >= blockEnd {
+        return (try allocateRange(count: 1).lowerBound, 0)
+    }
+
+    /// `count` consecutive new ids (epoch 0): a processor takes one per task, so that each task numbers
+    /// its own output sequences.
+    func allocateRange(count: Int64) throws -> Range<Int64> {
+        precondition(count > 0 && count <= Self.rangeMax, "allocateRange: count \(count) outside 1...\(Self.rangeMax)")
+        return try lock.withLock {
+            if next + count > blockEnd {
                 var start = next
                 if let bytes = try FileSystem.readSmallFile(path, limit: 64) {
                     // Starting over at 0 would hand out ids that partitions still remember: refuse instead.
@@ -37,13 +44,17 @@ final class ProducerIdAllocator: @unchecked Sendable {
                     }
                     start = max(stored, next)
                 }
+                let end = start + max(Self.blockSize, count)
                 try FileSystem.createDirectory(directory)
-                try FileSystem.writeAtomically(Array("\(start + Self.blockSize)\n".utf8), to: path, directory: directory)
+                try FileSystem.writeAtomically(Array("\(end)\n".utf8), to: path, directory: directory)
                 next = start
-                blockEnd = start + Self.blockSize
+                blockEnd = end
             }
-            defer { next += 1 }
-            return next
-        }, 0)
+            defer { next += count }
+            return next..<(next + count)
+        }
     }
+
+    /// Most ids one call may take.
+    static let rangeMax: Int64 = 1 << 20
 }

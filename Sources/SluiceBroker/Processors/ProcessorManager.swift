@@ -1,0 +1,473 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SluiceCore
+import SluiceLog
+import SluiceSQL
+import SluiceStreams
+import SluiceWire
+
+/// The processors of this broker: their definitions (the compacted internal topic `__processors`), their
+/// checkpoints (`__processor_checkpoints`) and one running task per source partition.
+///
+/// Threads: admin calls block on file I/O and run on the I/O pool, one at a time (`adminLock`); tasks run
+/// on the processor pool.
+final class ProcessorManager: @unchecked Sendable {
+    static let registryTopic = "__processors"
+    static let checkpointsTopic = "__processor_checkpoints"
+    /// Most processors a broker holds.
+    static let processorsMax = 1_000
+    /// Sample records per source partition read to learn its column names for did-you-mean errors.
+    static let sampleRecordsPerPartition: Int64 = 64
+
+    /// One processor: its stored definition and what runs it.
+    final class Entry: @unchecked Sendable {
+        var definition: ProcessorDefinition
+        var plan: ProcessorPlan?
+        var runners: [ProcessorTaskRunner] = []
+        /// Why the processor could not start (its SQL no longer binds, its source is gone).
+        var error: String?
+
+        init(definition: ProcessorDefinition) { self.definition = definition }
+    }
+
+    private let registry: TopicRegistry
+    private let producerIds: ProducerIdAllocator
+    private let pool: NIOThreadPool
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let settings: ProcessorTaskRunner.Settings
+    private let adminLock = NIOLock()
+    private let lock = NIOLock()
+    private var entries: [String: Entry] = [:]
+    private var registryPartition: Partition?
+    private var checkpointPartition: Partition?
+
+    init(registry: TopicRegistry, producerIds: ProducerIdAllocator, config: BrokerConfig, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.registry = registry
+        self.producerIds = producerIds
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.pool = NIOThreadPool(numberOfThreads: config.processorThreads)
+        self.settings = .init(limits: TaskLimits(stateBytesMax: config.processorStateBytesMax),
+                              checkpointIntervalMs: config.processorCheckpointIntervalMs, idleTickMs: 200,
+                              readBytesMax: 1 << 20)
+    }
+
+    // MARK: Lifecycle
+
+    /// Opens (creating if needed) the two internal topics, reads every definition and the latest
+    /// checkpoint of every task, and starts the processors that are not paused.
+    func load() throws {
+        pool.start()
+        let definitionsTopic = try InternalTopic.open(Self.registryTopic, partitions: 1, registry: registry)
+        let checkpointsTopic = try InternalTopic.open(Self.checkpointsTopic, partitions: 1, registry: registry)
+        registryPartition = definitionsTopic.partitions[0]
+        checkpointPartition = checkpointsTopic.partitions[0]
+        var definitions: [String: ProcessorDefinition] = [:]
+        try InternalTopic.replay(definitionsTopic.partitions[0]) { key, value in
+            guard let key, let name = String(validating: key, as: UTF8.self) else { return }
+            guard let value else { definitions[name] = nil; return }
+            if let definition = ProcessorDefinition.decode(name: name, value: value) {
+                definitions[name] = definition
+            } else {
+                logger.warning("skipping an unreadable processor definition", metadata: ["processor": "\(name)"])
+            }
+        }
+        var checkpoints: [String: [Int32: TaskCheckpoint]] = [:]
+        try InternalTopic.replay(checkpointsTopic.partitions[0]) { key, value in
+            guard let key, let (name, partition) = TaskCheckpoint.decodeKey(key), definitions[name] != nil else { return }
+            checkpoints[name, default: [:]][partition] = value.flatMap(TaskCheckpoint.decode)
+        }
+        for (name, definition) in definitions.sorted(by: { $0.key < $1.key }) {
+            let entry = Entry(definition: definition)
+            lock.withLock { entries[name] = entry }
+            start(entry, checkpoints: checkpoints[name] ?? [:])
+        }
+        logger.info("loaded processors", metadata: ["processors": "\(definitions.count)"])
+    }
+
+    /// Stops every task, writing a final checkpoint for each, then stops the pool. Call before the logs close.
+    func shutdown() async {
+        adminLock.withLock {
+            for entry in lock.withLock({ Array(entries.values) }) {
+                for runner in entry.runners { runner.stop(becoming: .stopped, checkpoint: true) }
+            }
+        }
+        try? await pool.shutdownGracefully()
+    }
+
+    /// Binds the SQL and starts the tasks: one per source partition, or, when the query groups by something
+    /// other than the source key over several partitions, a router per source partition and an aggregator
+    /// per repartition partition. On failure records why on the entry.
+    private func start(_ entry: Entry, checkpoints: [Int32: TaskCheckpoint]) {
+        do {
+            let definition = entry.definition
+            let plan = try Self.bind(definition.sql, options: BindOptions())
+            let source = try sourceTopic(plan)
+            let count = Int32(source.partitions.count)
+            let sink = try ensureTopic(plan.sink, partitions: count)
+            let late = try plan.lateRecordsTopic.map { try ensureTopic($0, partitions: count) }
+            let repartition = try Self.repartitions(plan, source) ? repartitionTopic(definition.name, partitions: count) : nil
+            guard let checkpointPartition else { throw WireError(.unknownServerError, "processor checkpoints are not loaded") }
+            func runner(_ role: ProcessorTaskRunner.Role, _ input: Partition, _ start: [Int64], _ outputs: ProcessorTaskRunner.Outputs) -> ProcessorTaskRunner {
+                let taskId = role == .router ? count + input.index : input.index
+                let startOffset = Int(input.index) < start.count ? start[Int(input.index)] : input.log.logStartOffset
+                return ProcessorTaskRunner(processor: definition.name, role: role, source: input, startOffset: startOffset, taskCount: count,
+                                           definition: definition, plan: plan, settings: settings, outputs: outputs,
+                                           checkpoints: checkpointPartition, checkpoint: checkpoints[taskId], pool: pool,
+                                           eventLoop: eventLoopGroup.next(), logger: logger)
+            }
+            let results = ProcessorTaskRunner.Outputs(sink: sink, late: late, repartition: nil)
+            if let repartition {
+                let routed = ProcessorTaskRunner.Outputs(sink: sink, late: nil, repartition: repartition)
+                entry.runners = source.partitions.map { runner(.router, $0, definition.startOffsets, routed) }
+                    + repartition.partitions.map { runner(.aggregator(sourcePartitions: count), $0, definition.repartitionStartOffsets, results) }
+            } else {
+                entry.runners = source.partitions.map { runner(.query, $0, definition.startOffsets, results) }
+            }
+            entry.plan = plan
+            entry.error = nil
+            for runner in entry.runners { runner.schedule() }
+        } catch {
+            entry.error = Self.message(error)
+            logger.error("processor could not start", metadata: ["processor": "\(entry.definition.name)", "error": "\(entry.error ?? "")"])
+        }
+    }
+
+    private func sourceTopic(_ plan: ProcessorPlan) throws -> Topic {
+        guard let source = registry.topic(plan.source) else {
+            throw WireError(.unknownTopicOrPartition, "source topic '\(plan.source)' does not exist; create it first (sluice topic create \(plan.source))")
+        }
+        return source
+    }
+
+    /// True when the query's groups are not already together in one source partition.
+    static func repartitions(_ plan: ProcessorPlan, _ source: Topic) -> Bool {
+        (plan.aggregation?.needsRepartition ?? false) && source.partitions.count > 1
+    }
+
+    static func repartitionTopicName(_ processor: String) -> String { "__repartition." + processor }
+
+    /// The processor's repartition topic, created if missing: as many partitions as the source, fsynced
+    /// before a router goes on (an aggregator may only read what a crash cannot take back).
+    private func repartitionTopic(_ processor: String, partitions: Int32) throws -> Topic {
+        let name = Self.repartitionTopicName(processor)
+        if let topic = registry.topic(name) { return topic }
+        return try registry.create(name: name, partitions: partitions,
+                                   configs: [ConfigEntry(key: "flush.policy", value: "always")], allowInternal: true)
+    }
+
+    /// Where the aggregators of a new generation start: the repartition topic's end now.
+    private func repartitionStartOffsets(_ processor: String, _ plan: ProcessorPlan, _ source: Topic) throws -> [Int64] {
+        guard Self.repartitions(plan, source) else { return [] }
+        return try repartitionTopic(processor, partitions: Int32(source.partitions.count)).partitions.map { $0.log.logEndOffset }
+    }
+
+    /// The topic `name`, created with `partitions` partitions and default settings when missing.
+    private func ensureTopic(_ name: String, partitions: Int32) throws -> Topic {
+        if let topic = registry.topic(name) { return topic }
+        do {
+            return try registry.create(name: name, partitions: partitions, configs: [])
+        } catch let error as WireError where error.code == .topicAlreadyExists {
+            guard let topic = registry.topic(name) else { throw error }
+            return topic
+        }
+    }
+
+    static func bind(_ sql: String, options: BindOptions) throws -> ProcessorPlan {
+        do {
+            return try Binder.plan(sql: sql, options: options)
+        } catch {
+            throw WireError(.invalidQuery, "\(error)")
+        }
+    }
+
+    static func message(_ error: any Error) -> String {
+        switch error {
+        case let error as WireError: return error.message
+        case let error as LogError: return Broker.wireError(for: error).message
+        default: return "\(error)"
+        }
+    }
+
+    // MARK: Admin
+
+    static func validateName(_ name: String) throws {
+        if let problem = ProcessorLimits.nameProblem(name) { throw WireError(.invalidProcessorName, problem) }
+    }
+
+    /// Validates and plans `sql`, creates the sink (and late-records topic) if missing, stores the
+    /// definition durably and starts it.
+    func create(name: String, sql: String, from position: ProcessorStartPosition, validateOnly: Bool) throws {
+        try Self.validateName(name)
+        guard sql.utf8.count <= ProcessorDefinition.sqlBytesMax else {
+            throw WireError(.invalidQuery, "the query is \(sql.utf8.count) bytes; the limit is \(ProcessorDefinition.sqlBytesMax)")
+        }
+        try adminLock.withLock {
+            guard lock.withLock({ entries[name] }) == nil else {
+                throw WireError(.processorAlreadyExists, "processor '\(name)' already exists; use 'sluice processor replace' to change its query")
+            }
+            guard lock.withLock({ entries.count }) < Self.processorsMax else {
+                throw WireError(.invalidRequest, "the broker holds \(Self.processorsMax) processors, its limit")
+            }
+            let plan = try plan(sql)
+            let source = try sourceTopic(plan)
+            guard !validateOnly else { return }
+            let offsets = try startOffsets(source, position)
+            let producerId = try producerIds.allocateRange(count: 2 * Int64(source.partitions.count)).lowerBound
+            let definition = ProcessorDefinition(name: name, sql: sql, state: .running, generation: 0, producerId: producerId,
+                                                 createdMs: ProcessorTaskRunner.nowMs(), startOffsets: offsets,
+                                                 repartitionStartOffsets: try repartitionStartOffsets(name, plan, source))
+            try store(definition)
+            let entry = Entry(definition: definition)
+            lock.withLock { entries[name] = entry }
+            start(entry, checkpoints: [:])
+            logger.info("processor created", metadata: ["processor": "\(name)", "source": "\(plan.source)", "sink": "\(plan.sink)"])
+        }
+    }
+
+    /// Binds `sql` against the column names seen in the last records of its source, so a misspelt column
+    /// is caught with a suggestion.
+    private func plan(_ sql: String) throws -> ProcessorPlan {
+        let sourceName = try Self.bind(sql, options: BindOptions()).source
+        let columns = registry.topic(sourceName).map(sampleColumns) ?? []
+        return try Self.bind(sql, options: BindOptions(knownColumns: columns.isEmpty ? nil : columns))
+    }
+
+    private func sampleColumns(_ topic: Topic) -> Set<String> {
+        var columns = Set<String>()
+        for partition in topic.partitions {
+            let log = partition.log
+            let end = log.highWatermark
+            let from = max(log.logStartOffset, end - Self.sampleRecordsPerPartition)
+            guard from < end, let result = try? log.read(from: from, maxBytes: 1 << 20, maxOffset: end) else { continue }
+            result.bytes.withUnsafeBytes { raw in
+                var position = 0
+                while position < raw.count {
+                    let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
+                    guard let header = try? RecordBatch.validateHeader(batch, limits: log.config.limits) else { return }
+                    let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<min(batch.count, header.totalSize)])
+                    for record in (try? RecordBatch.records(in: bytes, limits: log.config.limits)) ?? [] {
+                        guard let value = record.value, let json = try? JSONParser.parse(value) else { continue }
+                        Self.collectPaths(json, prefix: "", into: &columns)
+                    }
+                    position += header.totalSize
+                }
+            }
+        }
+        return columns
+    }
+
+    /// Most column paths collected from samples (a wide or deep record cannot flood memory).
+    static let sampledColumnsMax = 10_000
+
+    static func collectPaths(_ value: JSONValue, prefix: String, into columns: inout Set<String>, depth: Int = 0) {
+        guard case .object(let object) = value, depth < 16 else { return }
+        for member in object.members where columns.count < sampledColumnsMax {
+            let path = prefix.isEmpty ? member.key : prefix + "." + member.key
+            columns.insert(path)
+            collectPaths(member.value, prefix: path, into: &columns, depth: depth + 1)
+        }
+    }
+
+    private func startOffsets(_ source: Topic, _ start: ProcessorStartPosition) throws -> [Int64] {
+        try source.partitions.map { partition in
+            let log = partition.log
+            switch start {
+            case .earliest: return log.logStartOffset
+            case .latest: return log.highWatermark
+            case .timestamp(let ms): return min(try log.offset(forTimestamp: ms) ?? log.highWatermark, log.highWatermark)
+            }
+        }
+    }
+
+    private func store(_ definition: ProcessorDefinition) throws {
+        guard let registryPartition else { throw WireError(.unknownServerError, "the processor registry is not loaded") }
+        try InternalTopic.write(registryPartition, key: Array(definition.name.utf8), value: definition.encodeValue(),
+                                timestampMs: ProcessorTaskRunner.nowMs())
+    }
+
+    private func entry(_ name: String) throws -> Entry {
+        guard let entry = lock.withLock({ entries[name] }) else {
+            throw WireError(.unknownProcessor, "processor '\(name)' does not exist; 'sluice processor list' shows those that do")
+        }
+        return entry
+    }
+
+    func pause(_ name: String) throws {
+        try adminLock.withLock {
+            let entry = try entry(name)
+            var definition = entry.definition
+            definition.state = .paused
+            try store(definition)
+            entry.definition = definition
+            for runner in entry.runners { runner.stop(becoming: .paused, checkpoint: true) }
+        }
+    }
+
+    func resume(_ name: String) throws {
+        try adminLock.withLock {
+            let entry = try entry(name)
+            var definition = entry.definition
+            definition.state = .running
+            try store(definition)
+            entry.definition = definition
+            if entry.runners.isEmpty {
+                start(entry, checkpoints: [:])
+                if let error = entry.error { throw WireError(.invalidQuery, error) }
+            } else {
+                for runner in entry.runners { runner.resume() }
+            }
+        }
+    }
+
+    /// Starts a new generation from `position` (reset) or with new SQL over the same sink (replace): the
+    /// old tasks stop, their checkpoints stop counting, and the new generation writes with a producer id
+    /// of its own.
+    func restart(_ name: String, from position: ProcessorStartPosition?, sql newSQL: String?) throws {
+        try adminLock.withLock {
+            let entry = try entry(name)
+            var definition = entry.definition
+            if let newSQL {
+                let plan = try plan(newSQL)
+                if let old = entry.plan, old.sink != plan.sink {
+                    throw WireError(.invalidQuery, "the new query writes to '\(plan.sink)' but the processor's sink is '\(old.sink)'; replace keeps the sink — create a new processor for another one")
+                }
+                definition.sql = newSQL
+            }
+            let plan = try Self.bind(definition.sql, options: BindOptions())
+            let source = try sourceTopic(plan)
+            for runner in entry.runners { runner.stop(becoming: .stopped, checkpoint: false) }
+            if let position { definition.startOffsets = try startOffsets(source, position) } else if entry.plan?.source != plan.source {
+                definition.startOffsets = try startOffsets(source, .earliest)
+            } else {
+                // replace: the new query continues from where the old one had read to (read from the
+                // stopped runners, so before they are dropped)
+                definition.startOffsets = startOffsets(continuing: entry, source: source)
+            }
+            entry.runners = []
+            definition.generation &+= 1
+            definition.repartitionStartOffsets = try repartitionStartOffsets(name, plan, source)
+            definition.producerId = try producerIds.allocateRange(count: 2 * Int64(source.partitions.count)).lowerBound
+            definition.state = .running
+            try store(definition)
+            entry.definition = definition
+            start(entry, checkpoints: [:])
+        }
+    }
+
+    private func startOffsets(continuing entry: Entry, source: Topic) -> [Int64] {
+        source.partitions.map { partition in
+            entry.runners.first { $0.partition == partition.index && $0.role != .aggregator(sourcePartitions: Int32(source.partitions.count)) }?
+                .snapshot().inputOffset ?? partition.log.logStartOffset
+        }
+    }
+
+    func delete(_ name: String, deleteOutput: Bool) throws {
+        try adminLock.withLock {
+            let entry = try entry(name)
+            for runner in entry.runners { runner.stop(becoming: .stopped, checkpoint: false) }
+            guard let registryPartition else { return }
+            try InternalTopic.write(registryPartition, key: Array(name.utf8), value: nil, timestampMs: ProcessorTaskRunner.nowMs())
+            lock.withLock { entries[name] = nil }
+            if let checkpointPartition {
+                for runner in entry.runners {
+                    try InternalTopic.write(checkpointPartition, key: TaskCheckpoint.key(processor: name, partition: runner.taskId),
+                                            value: nil, timestampMs: ProcessorTaskRunner.nowMs())
+                }
+            }
+            if registry.topic(Self.repartitionTopicName(name)) != nil { try registry.delete(name: Self.repartitionTopicName(name)) }
+            if deleteOutput, let plan = entry.plan {
+                for topic in [plan.sink] + (plan.lateRecordsTopic.map { [$0] } ?? []) where registry.topic(topic) != nil {
+                    try registry.delete(name: topic)
+                }
+            }
+        }
+    }
+
+    // MARK: Reading
+
+    struct Summary: Sendable, Hashable {
+        var name: String
+        var state: String
+        var source: String
+        var sink: String
+    }
+
+    struct TaskDescription: Sendable {
+        var partition: Int32
+        var inputOffset: Int64
+        var endOffset: Int64
+        var statistics: TaskStatistics
+        var rates: (inPerSecond: Double, outPerSecond: Double, latePerSecond: Double)
+        var state: String
+        var lastError: String?
+    }
+
+    private static func describe(_ runner: ProcessorTaskRunner) -> TaskDescription {
+        let snapshot = runner.snapshot()
+        var error: String?
+        let state: String
+        switch snapshot.status {
+        case .running: state = "running"
+        case .paused: state = "paused"
+        case .stopped: state = "stopped"
+        case .failed(let message):
+            state = "failed"
+            error = message
+        }
+        return TaskDescription(partition: runner.partition, inputOffset: snapshot.inputOffset, endOffset: snapshot.endOffset,
+                               statistics: snapshot.statistics, rates: snapshot.rates, state: state, lastError: error)
+    }
+
+    struct Description: Sendable {
+        var summary: Summary
+        var sql: String
+        var createdMs: Int64
+        var lastError: String?
+        var tasks: [TaskDescription]
+    }
+
+    func list() -> [Summary] {
+        lock.withLock { Array(entries.values) }.map(summary).sorted { $0.name < $1.name }
+    }
+
+    private func summary(_ entry: Entry) -> Summary {
+        let statuses = entry.runners.map(\.currentStatus)
+        let state: String
+        if entry.error != nil || statuses.contains(where: { if case .failed = $0 { true } else { false } }) {
+            state = "failed"
+        } else if entry.definition.state == .paused {
+            state = "paused"
+        } else {
+            state = "running"
+        }
+        let plan = entry.plan ?? (try? Self.bind(entry.definition.sql, options: BindOptions()))
+        return Summary(name: entry.definition.name, state: state, source: plan?.source ?? "?", sink: plan?.sink ?? "?")
+    }
+
+    /// One row per source partition. After a repartition the row joins the router of that partition (input
+    /// offset, lag, records in) with the aggregator of the same-numbered repartition partition (results,
+    /// late and invalid records, state, watermark).
+    func describe(_ name: String) throws -> Description {
+        let entry = try entry(name)
+        let routers = Dictionary(entry.runners.filter { $0.role == .router }.map { ($0.partition, $0) }, uniquingKeysWith: { first, _ in first })
+        let tasks = entry.runners.filter { $0.role != .router }.map { runner -> TaskDescription in
+            var row = Self.describe(runner)
+            if let router = routers[runner.partition] {
+                let input = Self.describe(router)
+                row.inputOffset = input.inputOffset
+                row.endOffset = input.endOffset
+                row.statistics.recordsIn = input.statistics.recordsIn
+                row.rates.inPerSecond = input.rates.inPerSecond
+                if input.state != "running" { row.state = input.state }
+                row.lastError = row.lastError ?? input.lastError
+            }
+            return row
+        }
+        return Description(summary: summary(entry), sql: entry.definition.sql, createdMs: entry.definition.createdMs,
+                           lastError: entry.error ?? tasks.compactMap(\.lastError).first, tasks: tasks)
+    }
+}

@@ -1,0 +1,457 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SluiceCompression
+import SluiceCore
+import SluiceLog
+import SluiceSQL
+import SluiceStreams
+import SluiceWire
+
+/// Runs one processor task: reads its source partition from the task's input offset up to the high
+/// watermark, feeds the records to a `ProcessorTask`, writes the results to the sink (and late records to
+/// the late topic) and checkpoints engine state with the input offset.
+///
+/// Exactly once (storage-format/processors.md): output is written with the processor generation's
+/// producer id, and record *n* written to an output partition in this generation carries sequence *n*.
+/// The engine is deterministic, so after a crash the task restores its last checkpoint, replays the input
+/// after it, and regenerates exactly the records it wrote before; the ones the output partition already
+/// holds (its producer state says how many) are skipped, the rest written. Checkpoints are taken only
+/// after every output they count is durable.
+///
+/// Threads: steps run on the processor thread pool, one at a time per task (`stepLock`); `schedule` may be
+/// called from anywhere (append wake-ups, timers, admin requests).
+final class ProcessorTaskRunner: @unchecked Sendable {
+    enum Status: Sendable, Hashable {
+        case running
+        case paused
+        case failed(String)
+        case stopped
+    }
+
+    struct Settings: Sendable {
+        var limits: TaskLimits
+        var checkpointIntervalMs: Int64
+        var idleTickMs: Int64
+        var readBytesMax: Int
+        /// Most records per output batch.
+        var batchRecordsMax: Int = 10_000
+        /// Most bytes of record values per output batch (kept well under `max.message.bytes`).
+        var batchBytesMax: Int = 512 * 1024
+    }
+
+    /// What the task does.
+    enum Role: Sendable, Hashable {
+        /// Runs the query on source partition `partition` (no repartition).
+        case query
+        /// Routes source partition `partition` into the repartition topic.
+        case router
+        /// Runs the query on repartition partition `partition`, over records of `sourcePartitions` partitions.
+        case aggregator(sourcePartitions: Int32)
+    }
+
+    /// The topics a task writes to.
+    struct Outputs: Sendable {
+        var sink: Topic
+        var late: Topic?
+        var repartition: Topic?
+    }
+
+    let processor: String
+    /// The partition read: of the source, or (aggregators) of the repartition topic.
+    let partition: Int32
+    let role: Role
+    /// The checkpoint key's task number: the partition, plus the partition count for routers.
+    let taskId: Int32
+    let generation: Int32
+    let producerId: Int64
+    let plan: ProcessorPlan
+    let settings: Settings
+    private let source: Partition
+    private let outputs: Outputs
+    private let checkpoints: Partition
+    private let pool: NIOThreadPool
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+
+    /// Guards the fields below `stepLock`'s; never held across I/O.
+    private let lock = NIOLock()
+    /// Held for the whole of a step, so steps never overlap and `stop` can wait for one to end.
+    private let stepLock = NIOLock()
+    private var status: Status
+    private var scheduled = false
+    private var waiterId: UInt64?
+    private var timer: Scheduled<Void>?
+
+    // Step state: touched only under `stepLock`.
+    private var logic: (any TaskLogic)?
+    private var inputOffset: Int64
+    private var written: [TaskCheckpoint.OutputPosition: Int64] = [:]
+    private var floors: [TaskCheckpoint.OutputPosition: Int64] = [:]
+    private var lastCheckpoint: TaskCheckpoint?
+    private var lastCheckpointMs: Int64 = 0
+    private var dirty = false
+    private var pending: [RoutedRecord] = []
+
+    // Describe figures, under `lock`.
+    private var published = TaskStatistics()
+    private var publishedOffset: Int64
+    private var rateSamples: [(timeMs: Int64, stats: TaskStatistics)] = []
+
+    init(processor: String, role: Role, source: Partition, startOffset: Int64, taskCount: Int32, definition: ProcessorDefinition,
+         plan: ProcessorPlan, settings: Settings, outputs: Outputs, checkpoints: Partition, checkpoint: TaskCheckpoint?,
+         pool: NIOThreadPool, eventLoop: any EventLoop, logger: Logger) {
+        self.processor = processor
+        self.partition = source.index
+        self.role = role
+        self.taskId = role == .router ? taskCount + source.index : source.index
+        self.generation = definition.generation
+        // One producer id per task: tasks of one processor write to the same output partitions, and
+        // each numbers its own records there.
+        self.producerId = definition.producerId + Int64(taskId)
+        self.plan = plan
+        self.settings = settings
+        self.source = source
+        self.outputs = outputs
+        self.checkpoints = checkpoints
+        self.pool = pool
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.status = definition.state == .paused ? .paused : .running
+        let usable = checkpoint.flatMap { $0.generation == definition.generation ? $0 : nil }
+        self.lastCheckpoint = usable
+        self.inputOffset = usable?.inputOffset ?? startOffset
+        self.publishedOffset = self.inputOffset
+    }
+
+    static func nowMs() -> Int64 { SystemWallClock().nowMilliseconds() }
+
+    // MARK: Control
+
+    /// Runs a step soon unless one is queued already.
+    func schedule() {
+        let submit: Bool = lock.withLock {
+            guard status == .running, !scheduled else { return false }
+            scheduled = true
+            timer?.cancel()
+            timer = nil
+            return true
+        }
+        guard submit else { return }
+        pool.submit { [self] state in
+            guard state == .active else {
+                lock.withLock { scheduled = false }
+                return
+            }
+            runStep()
+        }
+    }
+
+    /// Stops the task (for pause, delete or shutdown): waits for a running step, then writes a final
+    /// checkpoint when `checkpoint` is true, so a restart does not replay.
+    func stop(becoming newStatus: Status, checkpoint: Bool) {
+        let waiter: UInt64? = lock.withLock {
+            status = newStatus
+            timer?.cancel()
+            timer = nil
+            defer { waiterId = nil }
+            return waiterId
+        }
+        if let waiter { source.removeWaiter(waiter) }
+        stepLock.withLock {
+            guard checkpoint, logic != nil, dirty else { return }
+            do {
+                try writeCheckpoint(nowMs: Self.nowMs())
+            } catch {
+                logger.warning("processor checkpoint at stop failed", metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Starts again after a pause or a failure, from the last checkpoint (any later output is found in the
+    /// sink and not written twice).
+    func resume() {
+        stepLock.withLock {
+            logic = nil
+            lock.withLock { status = .running }
+        }
+        schedule()
+    }
+
+    var currentStatus: Status { lock.withLock { status } }
+
+    /// Figures for `describe`.
+    func snapshot() -> (status: Status, inputOffset: Int64, endOffset: Int64, statistics: TaskStatistics, rates: (Double, Double, Double)) {
+        let end = source.log.highWatermark
+        return lock.withLock {
+            var rates = (0.0, 0.0, 0.0)
+            if let first = rateSamples.first, let last = rateSamples.last, last.timeMs > first.timeMs {
+                let seconds = Double(last.timeMs - first.timeMs) / 1000
+                rates = (Double(last.stats.recordsIn - first.stats.recordsIn) / seconds,
+                         Double(last.stats.recordsOut - first.stats.recordsOut) / seconds,
+                         Double(last.stats.recordsLate - first.stats.recordsLate) / seconds)
+            }
+            return (status, publishedOffset, end, published, rates)
+        }
+    }
+
+    // MARK: Steps
+
+    private func runStep() {
+        let again: Bool = stepLock.withLock {
+            lock.withLock { scheduled = false }
+            guard lock.withLock({ status == .running }) else { return false }
+            do {
+                return try step()
+            } catch {
+                fail(error)
+                return false
+            }
+        }
+        if again { schedule() } else { waitForInput() }
+    }
+
+    /// One round: input up to `readBytesMax`, or a processing-time tick when there is none. Returns true
+    /// when there may be more input right away.
+    private func step() throws -> Bool {
+        let now = Self.nowMs()
+        if logic == nil { try start(nowMs: now) }
+        guard var logic = self.logic else { return false }
+        self.logic = nil  // so a throw below leaves no half-updated state behind
+        let log = source.log
+        let end = log.highWatermark
+        if inputOffset < log.logStartOffset { inputOffset = log.logStartOffset }
+        pending.removeAll(keepingCapacity: true)
+        var more = false
+        if inputOffset < end {
+            let result = try log.read(from: inputOffset, maxBytes: settings.readBytesMax, maxOffset: end)
+            try feed(result.bytes, to: &logic, nowMs: now)
+            inputOffset = max(inputOffset, result.nextOffset)
+            more = inputOffset < end
+        } else {
+            try logic.advance(nowMs: now, into: &pending)
+        }
+        try write(pending)
+        let statistics = logic.statistics
+        dirty = dirty || !pending.isEmpty || more || statistics != lock.withLock({ published })
+        self.logic = logic
+        publish(statistics, nowMs: now)
+        if dirty && now - lastCheckpointMs >= settings.checkpointIntervalMs { try writeCheckpoint(nowMs: now) }
+        return more
+    }
+
+    /// Restores the logic from the last checkpoint of this generation, or starts it fresh at the
+    /// generation's start offset, and learns how much output each output partition already holds.
+    private func start(nowMs: Int64) throws {
+        if let checkpoint = lastCheckpoint {
+            logic = try makeLogic(restoring: checkpoint.engine, nowMs: nowMs)
+            inputOffset = checkpoint.inputOffset
+            written = checkpoint.written
+        } else {
+            logic = try makeLogic(restoring: nil, nowMs: nowMs)
+            written = [:]
+        }
+        floors = [:]
+        let topics = [outputs.sink] + (outputs.late.map { [$0] } ?? []) + (outputs.repartition.map { [$0] } ?? [])
+        for topic in topics {
+            for output in topic.partitions {
+                let count = output.recordsWritten(producerId: producerId, epoch: 0)
+                if count > 0 { floors[.init(topic: topic.name, partition: output.index)] = count }
+            }
+        }
+        lastCheckpointMs = nowMs
+        dirty = false
+    }
+
+    private func makeLogic(restoring bytes: [UInt8]?, nowMs: Int64) throws -> any TaskLogic {
+        switch role {
+        case .query, .aggregator:
+            var inputs: [Int32] = [partition]
+            if case .aggregator(let count) = role { inputs = Array(0..<count) }
+            var task = try bytes.map { try ProcessorTask(plan: plan, restoring: $0, limits: settings.limits) }
+                ?? ProcessorTask(plan: plan, inputPartitions: inputs, limits: settings.limits, nowMs: nowMs)
+            if case .aggregator(let count) = role {
+                // Records of other groups reach this partition too (a record whose rows belong to groups
+                // in several partitions is sent to each); only this partition's groups are aggregated here.
+                task.ownership = .init(partition: partition, partitionCount: count)
+            }
+            return QueryLogic(task: task, afterRepartition: role != .query)
+        case .router:
+            let task = ProcessorTask(plan: plan, inputPartitions: [partition], limits: settings.limits, nowMs: nowMs)
+            guard let repartition = outputs.repartition else { throw WireError(.unknownServerError, "a router task without a repartition topic") }
+            let count = Int32(repartition.partitions.count)
+            guard let bytes else { return RouterLogic(task: task, partitionCount: count, sourcePartition: partition) }
+            guard let restored = RouterLogic(task: task, partitionCount: count, sourcePartition: partition, restoring: bytes) else {
+                throw TaskError.corruptCheckpoint("the routing checkpoint of partition \(partition) does not decode")
+            }
+            return restored
+        }
+    }
+
+    /// Walks the CRC-checked batches of `bytes` and processes each record at or after `inputOffset`.
+    private func feed(_ bytes: [UInt8], to logic: inout any TaskLogic, nowMs: Int64) throws {
+        let limits = source.log.config.limits
+        let first = inputOffset
+        let partition = self.partition
+        try bytes.withUnsafeBytes { raw in
+            var position = 0
+            while position < raw.count {
+                let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
+                let header = try RecordBatch.validateHeader(batch, limits: limits)
+                let body = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
+                if header.codec == CompressionCodec.none {
+                    try RecordBatch.visitRecords(section: UnsafeRawBufferPointer(rebasing: body[RecordBatchHeader.size...]),
+                                                 header: header, limits: limits) { record in
+                        guard record.offset >= first else { return }
+                        try logic.process(record, partition: partition, nowMs: nowMs, into: &pending)
+                    }
+                } else {
+                    let section = try RecordBatch.uncompressedSection(body, limits: limits)
+                    try section.withUnsafeBytes { section in
+                        try RecordBatch.visitRecords(section: section, header: header, limits: limits) { record in
+                            guard record.offset >= first else { return }
+                            try logic.process(record, partition: partition, nowMs: nowMs, into: &pending)
+                        }
+                    }
+                }
+                if header.lastOffset >= first { logic.batchEnded(nowMs: nowMs, into: &pending) }
+                position += header.totalSize
+            }
+        }
+    }
+
+    private func publish(_ statistics: TaskStatistics, nowMs: Int64) {
+        lock.withLock {
+            published = statistics
+            publishedOffset = inputOffset
+            if rateSamples.last.map({ nowMs - $0.timeMs >= Self.rateSampleMs }) ?? true {
+                rateSamples.append((nowMs, statistics))
+                if rateSamples.count > Self.rateSamplesMax { rateSamples.removeFirst() }
+            }
+        }
+    }
+
+    /// Rates are averaged over the last `rateSamplesMax - 1` sample intervals.
+    static let rateSampleMs: Int64 = 1000
+    static let rateSamplesMax = 6
+
+    private func waitForInput() {
+        let register: Bool = lock.withLock { status == .running && waiterId == nil }
+        guard register else { return }
+        let id = source.addWaiter { [weak self] in
+            guard let self else { return }
+            lock.withLock { waiterId = nil }
+            schedule()
+        }
+        lock.withLock {
+            if waiterId == nil { waiterId = id }
+            guard status == .running else { return }
+            timer?.cancel()
+            timer = eventLoop.scheduleTask(in: .milliseconds(settings.idleTickMs)) { [weak self] in
+                guard let self else { return }
+                let stale: UInt64? = lock.withLock {
+                    defer { waiterId = nil }
+                    return waiterId
+                }
+                if let stale { source.removeWaiter(stale) }
+                schedule()
+            }
+        }
+    }
+
+    private func fail(_ error: any Error) {
+        let message: String
+        switch error {
+        case let error as TaskError: message = "\(error)"
+        case let error as LogError: message = Broker.wireError(for: error).message
+        case let error as WireError: message = error.message
+        default: message = "\(error)"
+        }
+        logger.error("processor task stopped", metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(message)"])
+        // The in-memory state may be ahead of what was written; resuming restores the last checkpoint.
+        logic = nil
+        lock.withLock { status = .failed(message) }
+    }
+
+    // MARK: Output
+
+    /// Writes `records` in order, per output partition, numbering them from `written`; records an earlier
+    /// run of this generation already wrote (below the partition's floor) are skipped. Returns once all
+    /// are durable, so a checkpoint taken afterwards never counts output a crash could lose.
+    private func write(_ records: [RoutedRecord]) throws {
+        guard !records.isEmpty else { return }
+        var routed: [TaskCheckpoint.OutputPosition: [RoutedRecord]] = [:]
+        var topics: [String: Topic] = [:]
+        for record in records {
+            let topic: Topic
+            let target: Int32
+            switch record.target {
+            case .sink, .late:
+                guard let chosen = record.target == .sink ? outputs.sink : outputs.late else { continue }
+                topic = chosen
+                let count = Int32(topic.partitions.count)
+                target = record.key.map { key in key.withUnsafeBytes { KeyHash.partition(forKey: $0, partitionCount: count) } }
+                    ?? partition % count
+            case .repartition(let index):
+                guard let repartition = outputs.repartition, index >= 0, Int(index) < repartition.partitions.count else { continue }
+                topic = repartition
+                target = index
+            }
+            topics[topic.name] = topic
+            routed[.init(topic: topic.name, partition: target), default: []].append(record)
+        }
+        var appended: [(Partition, Int64)] = []
+        for (position, list) in routed.sorted(by: { $0.key < $1.key }) {
+            guard let topic = topics[position.topic] else { continue }
+            let output = topic.partitions[Int(position.partition)]
+            let first = written[position] ?? 0
+            let skip = Int(max(0, min(Int64(list.count), (floors[position] ?? 0) - first)))
+            var sequence = first + Int64(skip)
+            var index = skip
+            while index < list.count {
+                let (batch, count) = try Self.batch(list, from: index, sequence: sequence, producerId: producerId, settings: settings)
+                let (outcome, _) = try output.appendWithoutWaiting(batch, header: batch.header)
+                appended.append((output, outcome.lastOffset))
+                index += count
+                sequence += Int64(count)
+            }
+            written[position] = first + Int64(list.count)
+        }
+        for (output, last) in appended { try output.log.waitDurable(through: last) }
+        for (output, _) in appended { output.wakeWaiters() }
+    }
+
+    /// One idempotent batch of `list[index...]`, as many records as the batch bounds allow.
+    private static func batch(_ list: [RoutedRecord], from index: Int, sequence: Int64, producerId: Int64,
+                              settings: Settings) throws -> (RecordBatch, Int) {
+        guard sequence + Int64(list.count) <= Int64(Int32.max) else {
+            throw WireError(.outOfOrderSequence, "the processor generation has written 2^31 records to one output partition; reset it to start a new generation")
+        }
+        var records: [Record] = []
+        var bytes = 0
+        var end = index
+        while end < list.count && records.count < settings.batchRecordsMax && (records.isEmpty || bytes < settings.batchBytesMax) {
+            let record = list[end]
+            bytes += (record.value?.count ?? 0) + (record.key?.count ?? 0)
+            records.append(Record(offset: Int64(records.count), timestamp: record.timestampMs, key: record.key, value: record.value,
+                                  headers: record.headers))
+            end += 1
+        }
+        let batch = try RecordBatch.build(records: records, producerId: producerId, producerEpoch: 0, baseSequence: Int32(sequence))
+        return (batch, records.count)
+    }
+
+    private func writeCheckpoint(nowMs: Int64) throws {
+        guard let logic else { return }
+        let checkpoint = TaskCheckpoint(generation: generation, inputOffset: inputOffset, written: written, engine: logic.checkpoint())
+        guard checkpoint.engine.count <= TaskCheckpoint.engineBytesMax else {
+            throw WireError(.messageTooLarge, "the task's state checkpoint is \(checkpoint.engine.count) bytes, above the \(TaskCheckpoint.engineBytesMax)-byte limit; lower the state limit or shorten the windows, then reset")
+        }
+        try InternalTopic.write(checkpoints, key: TaskCheckpoint.key(processor: processor, partition: taskId),
+                                value: checkpoint.encodeValue(), timestampMs: nowMs)
+        lastCheckpoint = checkpoint
+        lastCheckpointMs = nowMs
+        dirty = false
+    }
+}
