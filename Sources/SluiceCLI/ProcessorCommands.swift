@@ -18,7 +18,7 @@ struct ProcessorCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Create.self, List.self, Describe.self, Pause.self, Resume.self, Reset.self, Replace.self, Delete.self,
-            // `processor test` (ProcessorTestCommand.self) joins here.
+            ProcessorTestCommand.self,
         ])
 
     /// `--sql TEXT | --file PATH`: exactly one, for create and replace.
