@@ -1,3 +1,4 @@
+import SluiceCore
 // Where a consumer starts: the `-o` argument of `sluice consume` and the `--to` of `sluice group reset`.
 //
 // Accepted forms (kcat's spellings included, so its users can keep their habits):
@@ -169,11 +170,11 @@ enum ISO8601Millis {
         try reader.expect(UInt8(ascii: "-"))
         let day = try reader.number(digits: 2)
         guard (1...12).contains(month) else { throw ParseError(detail: "month \(month) is not 1 to 12") }
-        let monthDays = daysIn(month: month, year: year)
+        let monthDays = CivilCalendar.daysInMonth(year: year, month: month)
         guard (1...monthDays).contains(day) else {
             throw ParseError(detail: "day \(day) is not 1 to \(monthDays) for \(year)-\(twoDigits(month))")
         }
-        let days = daysFromCivil(year: year, month: month, day: day)
+        let days = CivilCalendar.daysFromCivil(year: year, month: month, day: day)
         if reader.atEnd {
             guard days >= 0 else { throw ParseError(detail: "times before 1970 are not offsets") }
             return days * 86_400_000
@@ -209,28 +210,6 @@ enum ISO8601Millis {
 
     private static func twoDigits(_ value: Int64) -> String {
         value < 10 ? "0\(value)" : "\(value)"
-    }
-
-    private static func isLeap(_ year: Int64) -> Bool {
-        (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-    }
-
-    private static func daysIn(month: Int64, year: Int64) -> Int64 {
-        switch month {
-        case 2: return isLeap(year) ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 
     /// A cursor over the bytes after `@`.

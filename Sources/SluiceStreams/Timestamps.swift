@@ -1,3 +1,4 @@
+import SluiceCore
 // Event times (issue 4, section 2: "Event time comes from a JSON field or the record timestamp").
 //
 // A time value is epoch milliseconds: an integer, an integral double, or an ISO-8601 string. The parser is
@@ -55,8 +56,8 @@ public enum ISO8601 {
         guard let year = cursor.digits(4), cursor.take(UInt8(ascii: "-")),
               let month = cursor.digits(2), cursor.take(UInt8(ascii: "-")),
               let day = cursor.digits(2),
-              (1...12).contains(month), (1...daysInMonth(year: year, month: month)).contains(day) else { return nil }
-        var milliseconds = daysFromCivil(year: year, month: month, day: day) * 86_400_000
+              (1...12).contains(month), (1...CivilCalendar.daysInMonth(year: year, month: month)).contains(day) else { return nil }
+        var milliseconds = CivilCalendar.daysFromCivil(year: year, month: month, day: day) * 86_400_000
         if cursor.isAtEnd { return milliseconds }
         guard cursor.take(UInt8(ascii: "T")) || cursor.take(UInt8(ascii: "t")) || cursor.take(UInt8(ascii: " ")),
               let timeOfDay = parseTime(&cursor) else { return nil }
@@ -139,25 +140,5 @@ public enum ISO8601 {
             }
             return value
         }
-    }
-
-    static func isLeapYear(_ year: Int64) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
-
-    static func daysInMonth(year: Int64, month: Int64) -> Int64 {
-        switch month {
-        case 2: return isLeapYear(year) ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 }

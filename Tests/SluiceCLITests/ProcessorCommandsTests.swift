@@ -1,3 +1,4 @@
+import SluiceCore
 import ArgumentParser
 import Foundation
 import SluiceClient
@@ -241,8 +242,8 @@ struct ProcessorCommandsTests {
     func civilDates() {
         for days in Int64(-25_567)...Int64(47_482) {
             let (year, month, day) = ProcessorFormat.civilFromDays(days)
-            #expect(ISO8601Millis.daysFromCivil(year: year, month: month, day: day) == days)
-            if ISO8601Millis.daysFromCivil(year: year, month: month, day: day) != days { return }
+            #expect(CivilCalendar.daysFromCivil(year: year, month: month, day: day) == days)
+            if CivilCalendar.daysFromCivil(year: year, month: month, day: day) != days { return }
         }
     }
 

@@ -1,4 +1,5 @@
 @testable import SluiceStreams
+import SluiceCore
 import SluiceTestSupport
 import Testing
 
@@ -44,9 +45,9 @@ struct TimestampTests {
         var days: Int64 = -25_567  // 1900-01-01; the table above pins 0000-01-01
         for year: Int64 in 1_900...2_100 {  // 1900 and 2100 are not leap years, 2000 is
             for month: Int64 in 1...12 {
-                for day in 1...ISO8601.daysInMonth(year: year, month: month) {
+                for day in 1...CivilCalendar.daysInMonth(year: year, month: month) {
                     if day == 1 || day == 28 {
-                        #expect(ISO8601.daysFromCivil(year: year, month: month, day: day) == days, "\(year)-\(month)-\(day)")
+                        #expect(CivilCalendar.daysFromCivil(year: year, month: month, day: day) == days, "\(year)-\(month)-\(day)")
                     }
                     days += 1
                 }
