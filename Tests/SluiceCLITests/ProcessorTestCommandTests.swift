@@ -20,14 +20,7 @@ struct ProcessorTestCommandTests {
         return try ProcessorTest.run(sql: sql, lines: lines(input), options: options)
     }
 
-    static let perUser = """
-        INSERT INTO clicks_per_user
-        SELECT user, COUNT(*) AS clicks, SUM(amount) AS total
-        FROM clicks
-        WHERE action = 'click'
-        GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
-        EMIT FINAL
-        """
+    static let perUser = architectureExampleQuery
 
     // MARK: Parsing
 

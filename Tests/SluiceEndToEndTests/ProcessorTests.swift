@@ -25,14 +25,7 @@ extension EndToEnd {
     @Suite("processors")
     struct ProcessorTests {
         /// The query of ARCHITECTURE.md, "Processors".
-        static let clicksQuery = """
-            INSERT INTO clicks_per_user
-            SELECT user, COUNT(*) AS clicks, SUM(amount) AS total
-            FROM clicks
-            WHERE action = 'click'
-            GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
-            EMIT FINAL
-            """
+        static let clicksQuery = architectureExampleQuery
 
         // MARK: 1. Done when
 

@@ -27,14 +27,7 @@ struct BinderTests {
 
     @Test("the example query of ARCHITECTURE.md")
     func architectureExample() throws {
-        let plan = try Self.plan("""
-            INSERT INTO clicks_per_user
-            SELECT user, COUNT(*) AS clicks, SUM(amount) AS total
-            FROM clicks
-            WHERE action = 'click'
-            GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
-            EMIT FINAL
-            """)
+        let plan = try Self.plan(architectureExampleQuery)
         // Slots are numbered as first seen: WHERE, GROUP BY keys, the window's time, SELECT, HAVING.
         let expected = ProcessorPlan(
             sink: "clicks_per_user", source: "clicks",

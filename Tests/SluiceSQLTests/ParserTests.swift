@@ -1,4 +1,5 @@
 import SluiceSQL
+import SluiceTestSupport
 import Testing
 
 /// The dialect of issue 4 §1, clause by clause: what each parses to, ignoring positions unless a test is
@@ -19,14 +20,7 @@ struct ParserTests {
 
     @Test("the example query of ARCHITECTURE.md")
     func architectureExample() throws {
-        let query = try Query.parse("""
-            INSERT INTO clicks_per_user
-            SELECT user, COUNT(*) AS clicks, SUM(amount) AS total
-            FROM clicks
-            WHERE action = 'click'
-            GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
-            EMIT FINAL
-            """)
+        let query = try Query.parse(architectureExampleQuery)
         let expected = Query(
             sink: Name("clicks_per_user"),
             select: [

@@ -52,14 +52,7 @@ struct RoundTripTests {
     }
 
     static let seeds = [
-        """
-        INSERT INTO clicks_per_user
-        SELECT user, COUNT(*) AS clicks, SUM(amount) AS total
-        FROM clicks
-        WHERE action = 'click'
-        GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
-        EMIT FINAL
-        """,
+        architectureExampleQuery,
         "INSERT INTO wc SELECT word, COUNT(*) FROM lines, UNNEST(SPLIT(_value, ' ')) AS word GROUP BY word EMIT CHANGES",
         """
         insert into "out" select case when a.b is not null then cast(a.b as double) else -1.5e3 end as x,

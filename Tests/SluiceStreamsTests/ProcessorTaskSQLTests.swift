@@ -15,14 +15,7 @@ struct ProcessorTaskSQLTests {
     }
 
     @Test func theArchitectureExample() throws {
-        let sql = """
-            INSERT INTO clicks_per_user
-            SELECT user, COUNT(*) AS clicks, SUM(amount) AS total
-            FROM clicks
-            WHERE action = 'click'
-            GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
-            EMIT FINAL
-            """
+        let sql = architectureExampleQuery
         let records = [
             TestRecord(value: "{\"user\":\"ann\",\"action\":\"click\",\"amount\":5,\"ts\":\"2026-11-29T10:00:01Z\"}"),
             TestRecord(value: "{\"user\":\"bob\",\"action\":\"view\",\"amount\":7,\"ts\":\"2026-11-29T10:00:02Z\"}"),

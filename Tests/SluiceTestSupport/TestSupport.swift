@@ -159,3 +159,14 @@ public func repositoryRoot(file: String = #filePath) -> String {
     components.removeLast(3)
     return components.joined(separator: "/")
 }
+
+/// The example processor query of ARCHITECTURE.md ("Processors"), which the parser, binder, engine, CLI
+/// and end-to-end tests all run.
+public let architectureExampleQuery = """
+    INSERT INTO clicks_per_user
+    SELECT user, COUNT(*) AS clicks, SUM(amount) AS total
+    FROM clicks
+    WHERE action = 'click'
+    GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
+    EMIT FINAL
+    """
