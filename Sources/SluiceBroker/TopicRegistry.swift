@@ -223,10 +223,12 @@ final class TopicRegistry: @unchecked Sendable {
 
     /// Deletes a topic: its .topic file first (the commit point), then its directories. The name stays
     /// reserved until the directories are gone, so a create of the same name cannot adopt them.
-    func delete(name: String) throws {
+    /// Deletes a topic; internal ones only when `allowInternal` (the broker removing a processor's
+    /// repartition topic), never at a client's request.
+    func delete(name: String, allowInternal: Bool = false) throws {
         let topic: Topic = try lock.withLock {
             guard let topic = topics[name] else { throw WireError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
-            guard !topic.isInternal else { throw WireError(.invalidTopic, "'\(name)' is an internal topic and cannot be deleted") }
+            guard allowInternal || !topic.isInternal else { throw WireError(.invalidTopic, "'\(name)' is an internal topic and cannot be deleted") }
             try FileSystem.remove(metaDirectory + "/\(name).topic")
             try FileSystem.syncDirectory(metaDirectory)
             topics[name] = nil

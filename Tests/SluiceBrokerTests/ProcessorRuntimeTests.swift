@@ -126,6 +126,11 @@ struct ProcessorRuntimeTests {
         let got = try await Self.sink(client, partitions: partitions)
         #expect(got.duplicates == 0, "\(context)")
         #expect(got.results == expected, "\(got.results.count) results, expected \(expected.count) (\(context))")
+        let repartition = ProcessorManager.repartitionTopicName("p")
+        #expect((harness.broker.registry.topic(repartition) != nil) == (partitions > 1), "grouping by user repartitions a multi-partition source (\(context))")
+        try await client.deleteProcessor("p")
+        #expect(harness.broker.registry.topic(repartition) == nil, "delete leaves the repartition topic behind (\(context))")
+        #expect(try await client.listProcessors().isEmpty, "\(context)")
         await client.close()
         await harness.stop()
     }

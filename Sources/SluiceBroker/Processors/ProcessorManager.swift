@@ -378,7 +378,9 @@ final class ProcessorManager: @unchecked Sendable {
                                             value: nil, timestampMs: ProcessorTaskRunner.nowMs())
                 }
             }
-            if registry.topic(Self.repartitionTopicName(name)) != nil { try registry.delete(name: Self.repartitionTopicName(name)) }
+            if registry.topic(Self.repartitionTopicName(name)) != nil {
+                try registry.delete(name: Self.repartitionTopicName(name), allowInternal: true)
+            }
             if deleteOutput, let plan = entry.plan {
                 for topic in [plan.sink] + (plan.lateRecordsTopic.map { [$0] } ?? []) where registry.topic(topic) != nil {
                     try registry.delete(name: topic)
