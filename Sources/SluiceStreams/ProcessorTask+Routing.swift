@@ -36,24 +36,24 @@ extension ProcessorTask {
     /// For a router: sets `partitions` to the sorted, distinct repartition partitions whose groups the
     /// record's rows (after UNNEST and WHERE) belong to, and returns the record's highest readable event
     /// time among all its rows, before WHERE (nil when none is readable, or for processing time). A record
-    /// whose value is not JSON goes nowhere. Does not change the task.
-    public func route(_ record: InputRecordView, nowMs: Int64, partitionCount: Int32, into partitions: inout [Int32]) -> Int64? {
+    /// whose value is not JSON goes nowhere. Changes only the task's scratch buffers (mutating so that they
+    /// are reused instead of copied per record).
+    public mutating func route(_ record: InputRecordView, nowMs: Int64, partitionCount: Int32, into partitions: inout [Int32]) -> Int64? {
         precondition(partitionCount > 0, "route: partitionCount must be positive")
         partitions.removeAll(keepingCapacity: true)
-        var copy = self
-        guard copy.extractFields(record) else { return nil }
+        guard extractFields(record) else { return nil }
         let compiled = self.compiled
         var maxEventTimeMs: Int64?
-        var targets = Set<Int32>()
-        try? Self.forEachRow(compiled, fields: copy.fieldValues, record: record, nowMs: nowMs) { row throws(TaskError) in
+        try? Self.forEachRow(compiled, fields: fieldValues, record: record, nowMs: nowMs) { row throws(TaskError) in
             if compiled.isWindowed, compiled.plan.aggregation?.window?.time != .processingTime,
                let eventTimeMs = compiled.eventTime(of: row) {
                 maxEventTimeMs = max(maxEventTimeMs ?? eventTimeMs, eventTimeMs)
             }
             if let filter = compiled.filter, !Evaluator.isTrue(filter, in: row) { return }
-            targets.insert(Self.partition(ofGroup: compiled.groupKey(of: row), keyCount: compiled.keys.count, partitionCount: partitionCount))
+            let target = Self.partition(ofGroup: compiled.groupKey(of: row), keyCount: compiled.keys.count, partitionCount: partitionCount)
+            if !partitions.contains(target) { partitions.append(target) }
         }
-        partitions.append(contentsOf: targets.sorted())
+        partitions.sort()
         return maxEventTimeMs
     }
 

@@ -151,14 +151,12 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     /// Stops the task (for pause, delete or shutdown): waits for a running step, then writes a final
     /// checkpoint when `checkpoint` is true, so a restart does not replay.
     func stop(becoming newStatus: Status, checkpoint: Bool) {
-        let waiter: UInt64? = lock.withLock {
+        lock.withLock {
             status = newStatus
             timer?.cancel()
             timer = nil
-            defer { waiterId = nil }
-            return waiterId
         }
-        if let waiter { source.removeWaiter(waiter) }
+        dropWaiter()
         stepLock.withLock {
             guard checkpoint, logic != nil, dirty else { return }
             do {
@@ -199,17 +197,17 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     // MARK: Steps
 
     private func runStep() {
-        let again: Bool = stepLock.withLock {
+        let (again, offset): (Bool, Int64) = stepLock.withLock {
             lock.withLock { scheduled = false }
-            guard lock.withLock({ status == .running }) else { return false }
+            guard lock.withLock({ status == .running }) else { return (false, inputOffset) }
             do {
-                return try step()
+                return (try step(), inputOffset)
             } catch {
                 fail(error)
-                return false
+                return (false, inputOffset)
             }
         }
-        if again { schedule() } else { waitForInput() }
+        if again { schedule() } else { waitForInput(readTo: offset) }
     }
 
     /// One round: input up to `readBytesMax`, or a processing-time tick when there is none. Returns true
@@ -336,9 +334,17 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     static let rateSampleMs: Int64 = 1000
     static let rateSamplesMax = 6
 
-    private func waitForInput() {
+    /// Sleeps until the source grows or the idle tick fires. Input that arrived after the step looked
+    /// (and before the waiter was registered) would wake no one: checked once more after registering.
+    private func waitForInput(readTo offset: Int64) {
         let register: Bool = lock.withLock { status == .running && waiterId == nil }
         guard register else { return }
+        defer {
+            if source.log.highWatermark > offset {
+                dropWaiter()
+                schedule()
+            }
+        }
         let id = source.addWaiter { [weak self] in
             guard let self else { return }
             lock.withLock { waiterId = nil }
@@ -350,14 +356,19 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             timer?.cancel()
             timer = eventLoop.scheduleTask(in: .milliseconds(settings.idleTickMs)) { [weak self] in
                 guard let self else { return }
-                let stale: UInt64? = lock.withLock {
-                    defer { waiterId = nil }
-                    return waiterId
-                }
-                if let stale { source.removeWaiter(stale) }
+                dropWaiter()
                 schedule()
             }
         }
+    }
+
+    /// Unregisters the append waiter, if one is registered.
+    private func dropWaiter() {
+        let stale: UInt64? = lock.withLock {
+            defer { waiterId = nil }
+            return waiterId
+        }
+        if let stale { source.removeWaiter(stale) }
     }
 
     private func fail(_ error: any Error) {

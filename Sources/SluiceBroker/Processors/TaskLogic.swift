@@ -155,7 +155,7 @@ struct QueryLogic: TaskLogic {
 /// stored batch tells every repartition partition how far this source partition's event time has got, so
 /// the aggregating tasks can compute the watermark as the minimum over source partitions.
 struct RouterLogic: TaskLogic {
-    let task: ProcessorTask
+    var task: ProcessorTask
     let partitionCount: Int32
     let sourcePartition: Int32
     /// Highest event time seen in the source partition (`Int64.min` before any).
