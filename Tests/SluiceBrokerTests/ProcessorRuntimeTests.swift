@@ -186,6 +186,34 @@ struct ProcessorRuntimeTests {
         await harness.stop()
     }
 
+    @Test("a task that reaches its state limit pauses with the reason in describe; the broker goes on")
+    func stateLimit() async throws {
+        var rng = SeededRandom.fromEnvironment()
+        let context = "seed \(rng.seed)"
+        let harness = try await BrokerHarness.start("processor-limit") { config in
+            config.processorStateBytesMax = 64 * 1024
+        }
+        let client = harness.client()
+        try await client.createTopic("events", partitions: 1)
+        // Thousands of users in one open window: far more state than 64 KiB.
+        let events = (0..<5_000).map { index in Event(user: "user-\(index)-\(rng.int(0...9))", click: true, amount: 1, ts: 5_000) }
+        try await Self.produce(client, events, partitions: 1, keyed: false, closing: false)
+        try await client.createProcessor(name: "p", sql: Self.query)
+        try await Self.waitUntil("the task to stop at its limit (\(context))") {
+            try await client.describeProcessor("p").tasks.first?.state == "paused"
+        }
+        let description = try await client.describeProcessor("p")
+        #expect(description.state == "paused", "\(context)")
+        let error = description.tasks.first?.lastError ?? ""
+        #expect(error.contains("state") && error.contains("limit"), "describe says: \(error) (\(context))")
+        #expect((description.tasks.first?.inputOffset ?? 0) < Int64(events.count), "\(context)")
+        // The broker still serves: a new topic and a produce work.
+        try await client.createTopic("after", partitions: 1)
+        #expect(try await client.listProcessors().map(\.state) == ["paused"], "\(context)")
+        await client.close()
+        await harness.stop()
+    }
+
     @Test("a processor definition and a checkpoint round-trip; damaged bytes decode to nil or a value, never a crash")
     func recordsRoundTrip() {
         var rng = SeededRandom.fromEnvironment()

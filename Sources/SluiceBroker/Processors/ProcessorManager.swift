@@ -416,6 +416,9 @@ final class ProcessorManager: @unchecked Sendable {
         case .running: state = "running"
         case .paused: state = "paused"
         case .stopped: state = "stopped"
+        case .pausedAtLimit(let message):
+            state = "paused"
+            error = message
         case .failed(let message):
             state = "failed"
             error = message
@@ -441,7 +444,8 @@ final class ProcessorManager: @unchecked Sendable {
         let state: String
         if entry.error != nil || statuses.contains(where: { if case .failed = $0 { true } else { false } }) {
             state = "failed"
-        } else if entry.definition.state == .paused {
+        } else if entry.definition.state == .paused
+                    || statuses.contains(where: { if case .pausedAtLimit = $0 { true } else { false } }) {
             state = "paused"
         } else {
             state = "running"

@@ -26,6 +26,8 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     enum Status: Sendable, Hashable {
         case running
         case paused
+        /// Stopped by its state limit (issue 4: the task pauses, the broker goes on); `resume` retries.
+        case pausedAtLimit(String)
         case failed(String)
         case stopped
     }
@@ -224,7 +226,13 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         var more = false
         if inputOffset < end {
             let result = try log.read(from: inputOffset, maxBytes: settings.readBytesMax, maxOffset: end)
-            try feed(result.bytes, to: &logic, nowMs: now)
+            do {
+                try feed(result.bytes, to: &logic, nowMs: now)
+            } catch {
+                // What the task had got to when it stopped (its state size at a limit) is worth showing.
+                publish(logic.statistics, nowMs: now)
+                throw error
+            }
             inputOffset = max(inputOffset, result.nextOffset)
             more = inputOffset < end
         } else {
@@ -374,6 +382,8 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     private func fail(_ error: any Error) {
         let message: String
         switch error {
+        case TaskError.stateLimit(let limit):
+            message = "\(limit); the task is paused. Raise the broker setting processor-state-bytes-max and restart the broker, or shorten the windows with 'sluice processor replace'"
         case let error as TaskError: message = "\(error)"
         case let error as LogError: message = Broker.wireError(for: error).message
         case let error as WireError: message = error.message
@@ -382,7 +392,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         logger.error("processor task stopped", metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(message)"])
         // The in-memory state may be ahead of what was written; resuming restores the last checkpoint.
         logic = nil
-        lock.withLock { status = .failed(message) }
+        let atLimit: Bool
+        if case TaskError.stateLimit? = error as? TaskError { atLimit = true } else { atLimit = false }
+        lock.withLock { status = atLimit ? .pausedAtLimit(message) : .failed(message) }
     }
 
     // MARK: Output
