@@ -51,6 +51,17 @@ final class BrokerHarness: @unchecked Sendable {
         SluiceClient(brokers: [address], clientId: clientId, requestTimeoutMs: 10_000, eventLoopGroup: group)
     }
 
+    /// Stops cleanly and starts again on the same data directory (a new port), with `reconfigure` applied
+    /// to the settings from then on.
+    func restart(reconfigure: @escaping @Sendable (inout BrokerConfig) -> Void) async throws {
+        let previous = configure
+        configure = { config in
+            previous(&config)
+            reconfigure(&config)
+        }
+        try await restart()
+    }
+
     /// Stops cleanly and starts again on the same data directory (a new port).
     func restart() async throws {
         await broker.shutdown()

@@ -210,7 +210,16 @@ struct ProcessorRuntimeTests {
         // The broker still serves: a new topic and a produce work.
         try await client.createTopic("after", partitions: 1)
         #expect(try await client.listProcessors().map(\.state) == ["paused"], "\(context)")
+        // With the limit raised the task carries on, and no record was lost to the pause.
+        try await Self.produce(client, [], partitions: 1, keyed: false, closing: true)
+        try await harness.restart { config in config.processorStateBytesMax = 64 << 20 }
+        let restarted = harness.client()
+        let expected = Self.expected(events)
+        try await Self.waitForResults(restarted, "p", count: expected.count, partitions: 1, context: context)
+        let got = try await Self.sink(restarted, partitions: 1)
+        #expect(got.results == expected && got.duplicates == 0, "\(got.results.count) results, \(got.duplicates) duplicates (\(context))")
         await client.close()
+        await restarted.close()
         await harness.stop()
     }
 

@@ -112,7 +112,7 @@ final class ProcessorManager: @unchecked Sendable {
             let repartition = try Self.repartitions(plan, source) ? repartitionTopic(definition.name, partitions: count) : nil
             guard let checkpointPartition else { throw WireError(.unknownServerError, "processor checkpoints are not loaded") }
             func runner(_ role: ProcessorTaskRunner.Role, _ input: Partition, _ start: [Int64], _ outputs: ProcessorTaskRunner.Outputs) -> ProcessorTaskRunner {
-                let taskId = role == .router ? count + input.index : input.index
+                let taskId = ProcessorTaskRunner.taskId(role, partition: input.index, taskCount: count)
                 let startOffset = Int(input.index) < start.count ? start[Int(input.index)] : input.log.logStartOffset
                 return ProcessorTaskRunner(processor: definition.name, role: role, source: input, startOffset: startOffset, taskCount: count,
                                            definition: definition, plan: plan, settings: settings, outputs: outputs,

@@ -9,12 +9,13 @@ import SluiceSQL
 import SluiceStreams
 import SluiceWire
 
-/// Runs one processor task: reads its source partition from the task's input offset up to the high
-/// watermark, feeds the records to a `ProcessorTask`, writes the results to the sink (and late records to
-/// the late topic) and checkpoints engine state with the input offset.
+/// Runs one processor task: reads one partition (of the source, or for an aggregator of the repartition
+/// topic) from the task's input offset up to the high watermark, feeds the records to its `TaskLogic`
+/// (the query, or routing), writes what that produces (results to the sink, late records to the late
+/// topic, routed records to the repartition topic) and checkpoints the logic's state with the input offset.
 ///
-/// Exactly once (storage-format/processors.md): output is written with the processor generation's
-/// producer id, and record *n* written to an output partition in this generation carries sequence *n*.
+/// Exactly once (storage-format/processors.md): output is written with the task's own producer id, and
+/// record *n* the task writes to an output partition in this generation carries sequence *n*.
 /// The engine is deterministic, so after a crash the task restores its last checkpoint, replays the input
 /// after it, and regenerates exactly the records it wrote before; the ones the output partition already
 /// holds (its producer state says how many) are skipped, the rest written. Checkpoints are taken only
@@ -67,6 +68,8 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     /// The checkpoint key's task number: the partition, plus the partition count for routers.
     let taskId: Int32
     let generation: Int32
+    /// Where this generation's task starts without a checkpoint.
+    let startOffset: Int64
     let producerId: Int64
     let plan: ProcessorPlan
     let settings: Settings
@@ -107,8 +110,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         self.processor = processor
         self.partition = source.index
         self.role = role
-        self.taskId = role == .router ? taskCount + source.index : source.index
+        self.taskId = Self.taskId(role, partition: source.index, taskCount: taskCount)
         self.generation = definition.generation
+        self.startOffset = startOffset
         // One producer id per task: tasks of one processor write to the same output partitions, and
         // each numbers its own records there.
         self.producerId = definition.producerId + Int64(taskId)
@@ -128,6 +132,11 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     }
 
     static func nowMs() -> Int64 { SystemWallClock().nowMilliseconds() }
+
+    /// The task number (checkpoint key, producer id offset): routers come after the other tasks.
+    static func taskId(_ role: Role, partition: Int32, taskCount: Int32) -> Int32 {
+        role == .router ? taskCount + partition : partition
+    }
 
     // MARK: Control
 
@@ -255,7 +264,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             inputOffset = checkpoint.inputOffset
             written = checkpoint.written
         } else {
+            // From the very start again (also after a failure), so no input is missed by the new state.
             logic = try makeLogic(restoring: nil, nowMs: nowMs)
+            inputOffset = startOffset
             written = [:]
         }
         floors = [:]
