@@ -93,10 +93,6 @@ enum ProcessorTestLimits {
     static let partitionsMax = 1024
     /// Bad lines named one by one on standard error; the rest are only counted.
     static let badLinesReportedMax = 10
-    /// Most distinct field paths collected from the input for the did-you-mean check (as the broker's sampler).
-    static let knownColumnsMax = 10_000
-    /// Deepest object nesting the column collector descends into.
-    static let knownColumnsDepthMax = 16
 }
 
 /// The pure core of `sluice processor test`: lines in, printed bytes out.
@@ -317,25 +313,11 @@ enum ProcessorTest {
 
     /// The dotted paths of the members of the input's JSON object values, for the binder's column check.
     static func knownColumns(_ records: [Record]) -> Set<String> {
-        var columns = Set<String>()
-        for record in records where columns.count < ProcessorTestLimits.knownColumnsMax {
-            // Only objects have fields; skip everything else without parsing it.
-            guard let value = record.value, value.first(where: { !isJSONSpace($0) }) == UInt8(ascii: "{"),
-                  let parsed = try? JSONParser.parse(value) else { continue }
-            collectPaths(parsed, prefix: "", depth: 0, into: &columns)
+        var columns = KnownColumns()
+        for record in records {
+            if let value = record.value { columns.add(value: value) }
         }
-        return columns
-    }
-
-    static func isJSONSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
-
-    static func collectPaths(_ value: JSONValue, prefix: String, depth: Int, into columns: inout Set<String>) {
-        guard case .object(let object) = value, depth < ProcessorTestLimits.knownColumnsDepthMax else { return }
-        for member in object.members where columns.count < ProcessorTestLimits.knownColumnsMax {
-            let path = prefix.isEmpty ? member.key : prefix + "." + member.key
-            columns.insert(path)
-            collectPaths(member.value, prefix: path, depth: depth + 1, into: &columns)
-        }
+        return columns.paths
     }
 
     /// The lines of the file at `path` (`-` is standard input), split like `sluice produce --file` splits

@@ -236,8 +236,9 @@ final class ProcessorManager: @unchecked Sendable {
         return try Self.bind(sql, options: BindOptions(knownColumns: columns.isEmpty ? nil : columns))
     }
 
+    /// Column paths of the last `sampleRecordsPerPartition` records of each partition.
     private func sampleColumns(_ topic: Topic) -> Set<String> {
-        var columns = Set<String>()
+        var columns = KnownColumns()
         for partition in topic.partitions {
             let log = partition.log
             let end = log.highWatermark
@@ -247,29 +248,16 @@ final class ProcessorManager: @unchecked Sendable {
                 var position = 0
                 while position < raw.count {
                     let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
-                    guard let header = try? RecordBatch.validateHeader(batch, limits: log.config.limits) else { return }
-                    let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<min(batch.count, header.totalSize)])
-                    for record in (try? RecordBatch.records(in: bytes, limits: log.config.limits)) ?? [] {
-                        guard let value = record.value, let json = try? JSONParser.parse(value) else { continue }
-                        Self.collectPaths(json, prefix: "", into: &columns)
+                    guard let header = try? RecordBatch.validateHeader(batch, limits: log.config.limits), header.totalSize <= batch.count else { return }
+                    let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
+                    for record in (try? RecordBatch.records(in: bytes, limits: log.config.limits)) ?? [] where record.offset >= from {
+                        if let value = record.value { columns.add(value: value) }
                     }
                     position += header.totalSize
                 }
             }
         }
-        return columns
-    }
-
-    /// Most column paths collected from samples (a wide or deep record cannot flood memory).
-    static let sampledColumnsMax = 10_000
-
-    static func collectPaths(_ value: JSONValue, prefix: String, into columns: inout Set<String>, depth: Int = 0) {
-        guard case .object(let object) = value, depth < 16 else { return }
-        for member in object.members where columns.count < sampledColumnsMax {
-            let path = prefix.isEmpty ? member.key : prefix + "." + member.key
-            columns.insert(path)
-            collectPaths(member.value, prefix: path, into: &columns, depth: depth + 1)
-        }
+        return columns.paths
     }
 
     private func startOffsets(_ source: Topic, _ start: ProcessorStartPosition) throws -> [Int64] {
