@@ -145,12 +145,11 @@ public struct JSONFieldExtractor: Sendable {
             let name = Array(scanner.decodeString(raw).utf8)
             return node.children.firstIndex { $0.key == name }
         }
-        let length = raw.end - raw.start
-        let bytes = scanner.bytes
+        let name = UnsafeRawBufferPointer(rebasing: scanner.bytes[raw.start..<raw.end])
+        // Compared over contiguous bytes, length first: most members of a record are on no path.
         return node.children.firstIndex { child in
-            guard child.key.count == length else { return false }
-            for offset in 0..<length where child.key[offset] != bytes[raw.start + offset] { return false }
-            return true
+            child.key.count == name.count
+                && child.key.withUnsafeBytes { JSONValue.compareBytes($0, name) == 0 }
         }
     }
 }

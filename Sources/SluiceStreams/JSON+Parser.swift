@@ -144,7 +144,15 @@ struct JSONScanner {
     }
 
     /// The next non-whitespace byte, not consumed.
+    @inline(__always)
     mutating func peek() throws(JSONParseError) -> UInt8 {
+        // Compact documents have no whitespace: answer inline, without a call or the loop.
+        if index < bytes.count, bytes[index] > 0x20 { return bytes[index] }
+        return try peekAfterWhitespace()
+    }
+
+    /// `peek` when whitespace (or the end) is next.
+    mutating func peekAfterWhitespace() throws(JSONParseError) -> UInt8 {
         skipWhitespace()
         guard index < bytes.count else { throw error(.unexpectedEnd) }
         return bytes[index]
@@ -313,6 +321,8 @@ struct JSONScanner {
         let start = index
         var escaped = false
         while index < bytes.count {
+            skipPlainStringBytes()
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == ASCII.quote {
                 guard index - start <= limits.stringBytesMax else { throw JSONParseError(.stringTooLong, at: start) }
@@ -331,6 +341,40 @@ struct JSONScanner {
             }
         }
         throw error(.unexpectedEnd)
+    }
+
+    /// Moves `index` over string content that needs no check of its own (printable ASCII other than `"` and
+    /// `\`), eight bytes at a time, and stops at the first byte that does. Most string bytes are plain, and a
+    /// word tested at once is several times cheaper than the byte loop. Leaves the last < 8 bytes of the
+    /// document to that loop.
+    @inline(__always)
+    mutating func skipPlainStringBytes() {
+        guard let base = bytes.baseAddress else { return }
+        let count = bytes.count
+        while count - index >= 8 {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            let special = Self.specialStringBytes(word)
+            if special != 0 {
+                index += special.trailingZeroBitCount >> 3  // little-endian: the lowest byte comes first
+                return
+            }
+            index += 8
+        }
+    }
+
+    /// A mask with the high bit set in the bytes of `word` that are control characters (< 0x20), `"`, `\` or
+    /// not ASCII (SWAR). A borrow can also flag a byte above a flagged one, never one below, so the lowest
+    /// flagged byte is exactly the first special byte, and the mask is 0 exactly when there is none.
+    @inline(__always)
+    static func specialStringBytes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let control = (word &- ones &* 0x20) & ~word
+        let quote = word ^ (ones &* UInt64(ASCII.quote))
+        let backslash = word ^ (ones &* UInt64(ASCII.backslash))
+        let quoteZero = (quote &- ones) & ~quote
+        let backslashZero = (backslash &- ones) & ~backslash
+        return (control | quoteZero | backslashZero | word) & highs
     }
 
     /// Validates the escape at `index` (a backslash) and moves past it.
@@ -430,9 +474,39 @@ struct JSONScanner {
         return value
     }
 
+    /// The common case of `scanNumber` (counts, amounts, epoch milliseconds): an integer of 1 to 18 digits,
+    /// without fraction or exponent, which always fits in Int64. Returns what `scanNumber` would and moves
+    /// past it; returns nil without moving for anything else (also for what `scanNumber` rejects), which
+    /// then takes the general path.
+    @inline(__always)
+    mutating func scanShortInteger(build: Bool) -> JSONValue? {
+        let negative = bytes[index] == ASCII.minus
+        let first = negative ? index + 1 : index
+        let end = min(bytes.count, first + 18)
+        var position = first
+        var magnitude: Int64 = 0
+        while position < end {
+            let digit = bytes[position] &- ASCII.zero
+            guard digit < 10 else { break }
+            magnitude = magnitude * 10 + Int64(digit)
+            position += 1
+        }
+        let length = position - first
+        guard length > 0, length == 1 || bytes[first] != ASCII.zero else { return nil }  // "-", "01"
+        if position < bytes.count {
+            switch bytes[position] {
+            case ASCII.zero...ASCII.nine, ASCII.dot, UInt8(ascii: "e"), UInt8(ascii: "E"): return nil
+            default: break
+            }
+        }
+        index = position
+        return build ? .int(negative ? -magnitude : magnitude) : .null
+    }
+
     /// Scans the number at `index`. With `build`, returns `.int` when it is an integer literal that fits in
     /// Int64, otherwise `.number`; without, returns `.null` after validating the grammar.
     mutating func scanNumber(build: Bool) throws(JSONParseError) -> JSONValue {
+        if let integer = scanShortInteger(build: build) { return integer }
         let start = index
         let negative = bytes[index] == ASCII.minus
         if negative { index += 1 }

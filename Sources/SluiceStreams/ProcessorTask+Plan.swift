@@ -131,12 +131,15 @@ final class TaskPlan: Sendable {
 /// `SUM(amount)`, `TUMBLE(ts, …)`), anything else through the evaluator.
 enum ValueAccess: Sendable {
     case field(Int)
+    /// `_key` (`GROUP BY _key` is how a source keyed by user is aggregated per user).
+    case recordKey
     case null
     case expression(BoundExpr)
 
     init(_ expr: BoundExpr) {
         switch expr {
         case .field(let slot): self = .field(slot)
+        case .pseudo(.key): self = .recordKey
         case .literal(.null): self = .null
         default: self = .expression(expr)
         }
@@ -146,6 +149,7 @@ enum ValueAccess: Sendable {
     func value(in row: RowContext) -> JSONValue {
         switch self {
         case .field(let slot): return row.fields.indices.contains(slot) ? row.fields[slot] : .null
+        case .recordKey: return RowContext.keyValue(row.record)
         case .null: return .null
         case .expression(let expr): return Evaluator.evaluate(expr, in: row)
         }
@@ -176,9 +180,14 @@ struct RowContext: EvaluationContext {
         }
     }
 
+    /// `_key`: the record key as a string (invalid UTF-8 repaired), NULL when there is none.
+    static func keyValue(_ record: InputRecordView) -> JSONValue {
+        record.key.map { .string(String(decoding: $0, as: UTF8.self)) } ?? .null
+    }
+
     private func pseudo(_ column: PseudoColumn) -> JSONValue {
         switch column {
-        case .key: return record.key.map { .string(String(decoding: $0, as: UTF8.self)) } ?? .null
+        case .key: return Self.keyValue(record)
         case .value: return record.value.map { .string(String(decoding: $0, as: UTF8.self)) } ?? .null
         case .timestamp: return .int(record.timestampMs)
         case .partition: return .int(Int64(record.partition))

@@ -302,7 +302,7 @@ public struct WindowState: Sendable {
                 closeSession(key: key, window: window)
             }
         }
-        results.sort(by: Self.emissionOrder)
+        Self.sortForEmission(&results)
         assert(!windows.isEmpty || stateBytes == 0, "state bytes leaked: \(stateBytes)")
         return results
     }
@@ -319,7 +319,7 @@ public struct WindowState: Sendable {
             results.append(WindowResult(key: group.key, window: group.window, values: accumulators.map(\.result)))
         }
         changed.removeAll(keepingCapacity: true)
-        results.sort(by: Self.emissionOrder)
+        Self.sortForEmission(&results)
         return results
     }
 
@@ -329,6 +329,46 @@ public struct WindowState: Sendable {
         if a.window.end != b.window.end { return a.window.end < b.window.end }
         let order = JSONValue.compare(a.key, b.key)
         return order != 0 ? order < 0 : a.window.start < b.window.start
+    }
+
+    /// Sorts `results` into `emissionOrder`: exactly what `results.sort(by: Self.emissionOrder)` gives, for
+    /// less. Closing a window sorts all its groups, and comparing whole results (string keys through their
+    /// UTF-8 views) dominated; here most comparisons are of two integers on a small table: the window end
+    /// and, for string keys, their first 8 bytes as a big-endian word. Only when those tie does it compare
+    /// the results themselves. Stable (ties keep input order), like `sort`.
+    static func sortForEmission(_ results: inout [WindowResult]) {
+        guard results.count > 1 else { return }
+        var entries = results.indices.map { EmissionSortEntry(results[$0], index: $0) }
+        let original = results
+        entries.sort { a, b in
+            if a.end != b.end { return a.end < b.end }
+            if a.isString, b.isString, a.prefix != b.prefix { return a.prefix < b.prefix }
+            return emissionOrder(original[a.index], original[b.index])
+        }
+        for (position, entry) in entries.enumerated() { results[position] = original[entry.index] }
+    }
+
+    /// A result's sort key as `sortForEmission` compares it first.
+    struct EmissionSortEntry {
+        var end: Int64
+        /// A string key's first 8 UTF-8 bytes, big-endian, zero-padded. Where two prefixes differ, they order
+        /// the keys as `JSONValue.compare` does (a zero pad sorts before any byte, like a shorter string;
+        /// equal prefixes, padded or not, defer to the full comparison).
+        var prefix: UInt64 = 0
+        var isString = false
+        var index: Int
+
+        init(_ result: WindowResult, index: Int) {
+            end = result.window.end
+            self.index = index
+            guard case .string(let text) = result.key else { return }
+            isString = true
+            var shift: UInt64 = 56
+            for byte in text.utf8.prefix(8) {
+                prefix |= UInt64(byte) << shift
+                shift &-= 8
+            }
+        }
     }
 
     private mutating func closeSession(key: JSONValue, window: Window) {
