@@ -223,6 +223,20 @@ struct ProcessorRuntimeTests {
         await harness.stop()
     }
 
+    @Test("create refuses a sink the broker would not create, and stores nothing")
+    func refusedSink() async throws {
+        let harness = try await BrokerHarness.start("processor-sink")
+        let client = harness.client()
+        try await client.createTopic("events", partitions: 1)
+        await #expect(throws: SluiceClientError.self) {
+            try await client.createProcessor(name: "p", sql: "INSERT INTO __mine SELECT * FROM events")
+        }
+        #expect(try await client.listProcessors().isEmpty)
+        #expect(harness.broker.registry.topic("__mine") == nil)
+        await client.close()
+        await harness.stop()
+    }
+
     @Test("a processor definition and a checkpoint round-trip; damaged bytes decode to nil or a value, never a crash")
     func recordsRoundTrip() {
         var rng = SeededRandom.fromEnvironment()

@@ -214,7 +214,14 @@ final class ProcessorManager: @unchecked Sendable {
             }
             let plan = try plan(sql)
             let source = try sourceTopic(plan)
+            for output in [plan.sink] + (plan.lateRecordsTopic.map { [$0] } ?? []) where registry.topic(output) == nil {
+                try TopicRegistry.validateName(output)
+            }
             guard !validateOnly else { return }
+            // Output topics first: a name the registry refuses fails the create, not the stored processor.
+            let count = Int32(source.partitions.count)
+            _ = try ensureTopic(plan.sink, partitions: count)
+            _ = try plan.lateRecordsTopic.map { try ensureTopic($0, partitions: count) }
             let offsets = try startOffsets(source, position)
             let producerId = try producerIds.allocateRange(count: 2 * Int64(source.partitions.count)).lowerBound
             let definition = ProcessorDefinition(name: name, sql: sql, state: .running, generation: 0, producerId: producerId,
