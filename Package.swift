@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SluiceCompression", targets: ["SluiceCompression"]),
         .library(name: "SluiceLog", targets: ["SluiceLog"]),
         .library(name: "SluiceWire", targets: ["SluiceWire"]),
+        .library(name: "SluiceRaft", targets: ["SluiceRaft"]),
         .library(name: "SluiceSQL", targets: ["SluiceSQL"]),
         .library(name: "SluiceStreams", targets: ["SluiceStreams"]),
         .library(name: "SluiceBroker", targets: ["SluiceBroker"]),
@@ -61,6 +62,11 @@ let package = Package(
         .target(
             name: "SluiceWire",
             dependencies: ["SluiceCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Raft as a pure state machine: step/tick/ready/advance. Pure: no NIO, no SluiceLog, no clocks.
+        .target(
+            name: "SluiceRaft",
+            dependencies: ["SluiceCore"]
         ),
         // The processor dialect: lexer, parser, AST. Pure: no NIO, no SluiceLog.
         .target(
