@@ -66,6 +66,8 @@ public final class Broker: @unchecked Sendable {
             dataLock = try DataDirectoryLock(directory: config.dataDirectory)
             try registry.load()
             try groups.load(offsetsPartitions: config.offsetsTopicPartitions)
+            // Before the server listens, so no processor request finds the registry unread.
+            try processors.load()
         }
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -93,7 +95,6 @@ public final class Broker: @unchecked Sendable {
                 ioPool.runIfActive(eventLoop: loop) { self.runMaintenance() }
             }
         }
-        try await ioPool.runIfActive { [self] in try processors.load() }
         logger.info("sluiced listening", metadata: ["listen": "\(config.host):\(boundPort)", "data": "\(config.dataDirectory)"])
     }
 
