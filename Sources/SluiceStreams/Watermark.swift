@@ -3,9 +3,12 @@
 // Per input partition: the highest event time seen among all its records (before WHERE filters them, and
 // including late ones) minus the allowed lateness. Per task: the minimum over its input partitions, skipping
 // partitions that have been idle for longer than `idleTimeoutMs` — otherwise one quiet partition would hold
-// every window open forever. When every partition is idle the task watermark is the maximum of theirs: all
-// the data there is has been seen. The task watermark never moves backwards, even when an idle partition
-// wakes up behind it (its older records are then late).
+// every window open forever. When every partition is idle the task watermark is the maximum of theirs, and
+// from then on it moves forward with processing time (by the time elapsed since the last record arrived,
+// minus the idle timeout): a stream that has stopped still gets its last windows closed, which is what
+// users of single-partition sources need ("windows that close when a partition goes idle"). The task
+// watermark never moves backwards, even when an idle partition wakes up behind it (its older records are
+// then late).
 //
 // Processing time is passed in by the caller (`nowMs`); there is no clock in here.
 
@@ -97,6 +100,17 @@ public struct WatermarkTracker: Hashable, Sendable {
         return overflow ? Self.none : value
     }
 
+    /// All partitions idle: `watermark` plus the processing time elapsed since the idle timeout ran out after
+    /// the last activity (saturating; `none` stays `none`: with no event time seen there is nothing to move).
+    static func movedOn(_ watermark: Int64, idleSince lastActivityMs: Int64, timeoutMs: Int64, nowMs: Int64) -> Int64 {
+        guard watermark != none else { return none }
+        let (idleFrom, overflowA) = lastActivityMs.addingReportingOverflow(timeoutMs)
+        let (elapsed, overflowB) = nowMs.subtractingReportingOverflow(idleFrom)
+        guard !overflowA, !overflowB, elapsed > 0 else { return watermark }
+        let (moved, overflow) = watermark.addingReportingOverflow(elapsed)
+        return overflow ? Int64.max : moved
+    }
+
     /// True when `partition` has been silent for longer than the idle timeout at `nowMs`.
     public func isIdle(_ partition: Int32, nowMs: Int64) -> Bool {
         isIdle(states[slot(partition)], nowMs: nowMs)
@@ -113,12 +127,14 @@ public struct WatermarkTracker: Hashable, Sendable {
     public mutating func advance(nowMs: Int64) -> Int64 {
         var activeMin: Int64? = nil
         var overallMax = Self.none
+        var lastActivityMs = Int64.min
         for state in states {
             let watermark = partitionWatermark(state)
             overallMax = max(overallMax, watermark)
+            lastActivityMs = max(lastActivityMs, state.lastActivityMs)
             if !isIdle(state, nowMs: nowMs) { activeMin = min(activeMin ?? watermark, watermark) }
         }
-        let computed = activeMin ?? overallMax  // all idle: everything there is has been seen
+        let computed = activeMin ?? Self.movedOn(overallMax, idleSince: lastActivityMs, timeoutMs: idleTimeoutMs ?? 0, nowMs: nowMs)
         let previous = current
         current = max(current, computed)
         assert(current >= previous)

@@ -213,6 +213,18 @@ struct ProcessorTaskWindowTests {
         #expect(task.statistics.watermarkMs == 25)
     }
 
+    @Test func aStoppedStreamStillClosesItsLastWindowAfterTheIdleTimeout() throws {
+        let plan = Plans.clicks(.tumble(sizeMs: 10), emit: .final, idleTimeoutMs: 1_000)
+        var task = ProcessorTask(plan: plan, inputPartitions: [0], nowMs: 0)
+        #expect(try task.feed(TestRecord(value: clickJSON("a", 4, 5), partition: 0), nowMs: 0).isEmpty)
+        var output: [OutputRecord] = []
+        try task.advance(nowMs: 1_000, into: &output)  // silent for exactly the timeout: not idle yet
+        try task.advance(nowMs: 1_004, into: &output)  // idle, watermark 5 + 4 = 9: the window [0, 10) stays open
+        #expect(output.isEmpty)
+        try task.advance(nowMs: 1_005, into: &output)  // watermark 10: closed
+        #expect(render(output) == [Self.result("a", n: 1, total: 4, 0, 10)])
+    }
+
     @Test func theWatermarkCountsRecordsThatWhereFilters() throws {
         let plan = Plans.clicks(.tumble(sizeMs: 10), emit: .final, filterClicks: true)
         var task = ProcessorTask(plan: plan, inputPartitions: [0], nowMs: 0)

@@ -43,14 +43,21 @@ struct WatermarkTests {
         #expect(tracker.advance(nowMs: 1004) == 800)
     }
 
-    @Test func whenEveryPartitionIsIdleTheWatermarkIsTheirMaximum() {
+    @Test func whenEveryPartitionIsIdleTheWatermarkIsTheirMaximumThenMovesWithProcessingTime() {
         var tracker = WatermarkTracker(partitions: [0, 1], allowedLatenessMs: 10, idleTimeoutMs: 100, nowMs: 0)
         tracker.observe(partition: 0, eventTimeMs: 400, nowMs: 0)
         tracker.observe(partition: 1, eventTimeMs: 300, nowMs: 50)
         #expect(tracker.advance(nowMs: 60) == 290)
         #expect(tracker.advance(nowMs: 120) == 290)  // only partition 0 idle: partition 1 holds it at 290
-        #expect(tracker.advance(nowMs: 151) == 390)  // both idle
-        #expect(tracker.isLate(389) && !tracker.isLate(390))
+        #expect(tracker.advance(nowMs: 150) == 290)  // partition 1 silent for exactly its timeout: not idle yet
+        // Both idle: the highest watermark (390), moved on by the 1 ms since partition 1's timeout ran out.
+        #expect(tracker.advance(nowMs: 151) == 391)
+        #expect(tracker.isLate(390) && !tracker.isLate(391))
+        #expect(tracker.advance(nowMs: 1_150) == 1_390)
+        // A record wakes partition 1: the watermark never goes back, and stops moving by itself.
+        tracker.observe(partition: 1, eventTimeMs: 500, nowMs: 1_200)
+        #expect(tracker.advance(nowMs: 1_200) == 1_390)
+        #expect(tracker.advance(nowMs: 1_250) == 1_390)
     }
 
     @Test func withoutAnIdleTimeoutNothingIsEverIdle() {
@@ -88,7 +95,11 @@ struct WatermarkTests {
                     perPartition.append((watermark, now - lastActivity > idle))
                 }
                 let active = perPartition.filter { !$0.idle }.map(\.watermark)
-                let computed = active.min() ?? perPartition.map(\.watermark).max()!
+                let latestActivity = history.map(\.now).max() ?? 0
+                let highest = perPartition.map(\.watermark).max() ?? WatermarkTracker.none
+                // All idle: the highest watermark, moved on by the processing time since the timeout ran out.
+                let movedOn = highest == WatermarkTracker.none ? highest : highest + max(0, now - (latestActivity + idle))
+                let computed = active.min() ?? movedOn
                 expectedCurrent = max(expectedCurrent, computed)
                 #expect(tracker.advance(nowMs: now) == expectedCurrent, "seed \(random.seed) #\(iteration)")
             }
