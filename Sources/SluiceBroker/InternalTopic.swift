@@ -13,9 +13,9 @@ enum InternalTopic {
         ConfigEntry(key: "retention.ms", value: "-1"),
     ]
 
-    /// Opens `name`, creating it with `partitions` partitions if missing.
-    static func open(_ name: String, partitions: Int32, registry: TopicRegistry) throws -> Topic {
-        try registry.topic(name) ?? registry.create(name: name, partitions: partitions, configs: configs, allowInternal: true)
+    /// Opens `name`, creating it with `partitions` partitions if missing (with `extra` settings on top).
+    static func open(_ name: String, partitions: Int32, registry: TopicRegistry, extra: [ConfigEntry] = []) throws -> Topic {
+        try registry.topic(name) ?? registry.create(name: name, partitions: partitions, configs: configs + extra, allowInternal: true)
     }
 
     /// Calls `body` with every record of `partition` in offset order (key, value; a nil value deletes the

@@ -62,7 +62,9 @@ final class ProcessorManager: @unchecked Sendable {
     func load() throws {
         pool.start()
         let definitionsTopic = try InternalTopic.open(Self.registryTopic, partitions: 1, registry: registry)
-        let checkpointsTopic = try InternalTopic.open(Self.checkpointsTopic, partitions: 1, registry: registry)
+        // Checkpoints are large and rewritten every second: small segments let compaction reclaim them soon.
+        let checkpointsTopic = try InternalTopic.open(Self.checkpointsTopic, partitions: 1, registry: registry,
+                                                      extra: [ConfigEntry(key: "segment.bytes", value: "\(64 << 20)")])
         registryPartition = definitionsTopic.partitions[0]
         checkpointPartition = checkpointsTopic.partitions[0]
         var definitions: [String: ProcessorDefinition] = [:]
