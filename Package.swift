@@ -160,6 +160,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SluiceRaftTests",
+            dependencies: ["SluiceRaft", "SluiceTestSupport"]
+        ),
+        .testTarget(
             name: "SluiceSQLTests",
             dependencies: ["SluiceSQL", "SluiceTestSupport"]
         ),
