@@ -90,16 +90,6 @@ extension WireSample {
 /// one encoding (positions, unused alter fields, rates, text lengths) hold.
 @Suite("Processor message bodies")
 struct ProcessorMessagesTests {
-    /// What decoding `bytes` as the sample's type threw; nil when it decoded.
-    static func decodeError(_ sample: WireSample, _ bytes: [UInt8]) -> (any Error)? {
-        do {
-            _ = try sample.decodesEqual(ByteBuffer(bytes: bytes))
-            return nil
-        } catch {
-            return error
-        }
-    }
-
     /// The reason of the `WireDecodingError` `body` throws; nil when it does not throw, another text for
     /// another error type.
     static func reason(_ body: () throws -> Void) -> String? {
@@ -127,77 +117,14 @@ struct ProcessorMessagesTests {
 
     // MARK: Every sample
 
+    // Round trips, prefixes, trailing bytes, damage and frames run over these samples in
+    // MessageRoundTripTests and FrameDecoderTests, which take every request and response sample.
     @Test("the samples cover the four processor APIs, both directions")
     func samplesCoverEveryProcessorApi() {
         for api: ApiKey in [.createProcessor, .listProcessors, .describeProcessor, .alterProcessor] {
             #expect(WireSample.processorRequests.contains { $0.api == api }, "no request sample for \(api)")
             #expect(WireSample.processorResponses.contains { $0.api == api }, "no response sample for \(api)")
         }
-    }
-
-    @Test("encode then decode gives the same value", arguments: WireSample.processorSamples)
-    func roundTrip(sample: WireSample) throws {
-        #expect(try sample.decodesEqual(ByteBuffer(bytes: sample.body)), "\(sample.name) changed in a round trip")
-    }
-
-    @Test("every strict prefix of a body throws WireDecodingError", arguments: WireSample.processorSamples)
-    func everyPrefixThrows(sample: WireSample) {
-        for length in 0..<sample.body.count {
-            let error = Self.decodeError(sample, Array(sample.body[..<length]))
-            guard !(error is WireDecodingError) else { continue }
-            Issue.record("\(sample.name): prefix of \(length) of \(sample.body.count) bytes gave \(error.map { "\($0)" } ?? "a value")")
-            return
-        }
-    }
-
-    @Test("bytes after the last field throw WireDecodingError", arguments: WireSample.processorSamples)
-    func trailingBytesThrow(sample: WireSample) {
-        for garbage: [UInt8] in [[0], [0xFF], [0, 0, 0, 0], Array(repeating: 0x41, count: 100)] {
-            let error = Self.decodeError(sample, sample.body + garbage)
-            #expect(error is WireDecodingError, "\(sample.name) + \(garbage.count) bytes gave \(error.map { "\($0)" } ?? "a value")")
-            if let error = error as? WireDecodingError {
-                #expect(error.reason.contains("unexpected bytes"), "\(sample.name): \(error.reason)")
-            }
-        }
-    }
-
-    @Test("randomly damaged bodies decode or throw WireDecodingError, never anything else", arguments: WireSample.processorSamples)
-    func damagedBodiesNeverCrash(sample: WireSample) {
-        var rng = SeededRandom.fromEnvironment()
-        for round in 0..<300 {
-            var bytes = sample.body
-            for _ in 0..<rng.int(1...4) {
-                switch rng.int(0...3) {
-                case 0 where !bytes.isEmpty: bytes[rng.int(0...(bytes.count - 1))] = UInt8.random(in: 0...255, using: &rng)
-                case 1 where !bytes.isEmpty: bytes[rng.int(0...(bytes.count - 1))] = [0x00, 0x7F, 0x80, 0xFF][rng.int(0...3)]
-                case 2: bytes.insert(UInt8.random(in: 0...255, using: &rng), at: rng.int(0...bytes.count))
-                default: if !bytes.isEmpty { bytes.remove(at: rng.int(0...(bytes.count - 1))) }
-                }
-            }
-            if let error = Self.decodeError(sample, bytes), !(error is WireDecodingError) {
-                Issue.record("\(sample.name) round \(round): \(type(of: error)) \(error), seed \(rng.seed)")
-                return
-            }
-        }
-    }
-
-    @Test("whole frames of every sample decode back to the same body", arguments: WireSample.processorSamples)
-    func framesCarryTheBody(sample: WireSample) throws {
-        var buffer = ByteBuffer()
-        let header = RequestHeader(apiKey: sample.api, apiVersion: 0, correlationId: 77, clientId: "t")
-        sample.appendFrame(header, &buffer)
-        if sample.isRequest {
-            var decoder = RequestFrameDecoder()
-            guard case .request(let frame) = try decoder.next(&buffer) else { Issue.record("no request frame"); return }
-            #expect(frame.header == header)
-            #expect(Array(frame.body.readableBytesView) == sample.body)
-        } else {
-            var decoder = ResponseFrameDecoder()
-            let frame = try #require(try decoder.next(&buffer))
-            #expect(frame.correlationId == 77 && frame.error == nil)
-            #expect(Array(frame.body.readableBytesView) == sample.body)
-        }
-        #expect(buffer.readableBytes == 0)
     }
 
     // MARK: Layout (protocol.md, byte by byte)
