@@ -150,8 +150,9 @@ struct ProcessorRuntimeTests {
         // In rounds, each processed and checkpointed before the next, so every task has several checkpoints.
         for round in 0..<4 {
             let chunk = Array(events[(round * 3_000)..<((round + 1) * 3_000)])
-            try await Self.produce(client, chunk, partitions: partitions, keyed: false, closing: round == 3)
+            // Read before producing: the tasks may process the chunk and checkpoint before produce returns.
             let before = checkpoints.log.logEndOffset
+            try await Self.produce(client, chunk, partitions: partitions, keyed: false, closing: round == 3)
             try await Self.waitUntil("round \(round) checkpointed (\(context))") {
                 let caughtUp = try await client.describeProcessor("p").tasks.allSatisfy { $0.lag == 0 }
                 return caughtUp && checkpoints.log.logEndOffset > before
