@@ -60,7 +60,9 @@ enum RepartitionHeaders {
     }
 
     private static func bigEndian(_ value: Int64) -> [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+        var bytes: [UInt8] = []
+        bytes.appendBigEndian(value)
+        return bytes
     }
 
     /// Reads the headers of a repartition record in place; nil when they are not ours (the record is
@@ -199,17 +201,16 @@ struct RouterLogic: TaskLogic {
 
     /// int16 version 0, int64 max event time, int64 marked event time, int64 records in, int64 records out.
     func checkpoint() -> [UInt8] {
-        var bytes: [UInt8] = [0, 0]
-        for value in [maxEventTimeMs, markedEventTimeMs, counters.recordsIn, counters.recordsOut] {
-            bytes += (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
-        }
+        var bytes: [UInt8] = []
+        bytes.appendBigEndian(Int16(0))
+        for value in [maxEventTimeMs, markedEventTimeMs, counters.recordsIn, counters.recordsOut] { bytes.appendBigEndian(value) }
         return bytes
     }
 
     /// Restores `checkpoint()`'s bytes; nil when they are not that.
     init?(task: ProcessorTask, partitionCount: Int32, sourcePartition: Int32, restoring bytes: [UInt8]) {
         guard bytes.count == 34, bytes[0] == 0, bytes[1] == 0 else { return nil }
-        let numbers = (0..<4).map { index in bytes[(2 + 8 * index)..<(10 + 8 * index)].reduce(Int64(0)) { $0 << 8 | Int64($1) } }
+        let numbers = (0..<4).map { bytes.getBigEndian(at: 2 + 8 * $0, as: Int64.self) }
         self.init(task: task, partitionCount: partitionCount, sourcePartition: sourcePartition)
         maxEventTimeMs = numbers[0]
         markedEventTimeMs = numbers[1]
