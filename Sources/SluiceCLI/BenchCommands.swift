@@ -67,7 +67,7 @@ struct BenchCommand: AsyncParsableCommand {
         let failures = NIOLockedValueBox<(Int, String?)>((0, nil))
         var value = options.payload()
         var progress = ProgressLine(total: nil, isTerminal: !quiet && ProgressLine.isTerminal(fd: 2))
-        let start = monotonicNanos()
+        let start = MonotonicClock.nowNanoseconds()
         let interval = options.rate.map { 1e9 / $0 }
         // Records go to the producer in chunks (one actor call each); paced runs use chunks of about
         // a millisecond's worth so pacing stays fine-grained.
@@ -77,26 +77,26 @@ struct BenchCommand: AsyncParsableCommand {
             let chunk = min(chunkMax, options.count - index)
             if let interval {
                 let due = start + UInt64(Double(index) * interval)
-                let now = monotonicNanos()
+                let now = MonotonicClock.nowNanoseconds()
                 if due > now + 200_000 { try await Task.sleep(nanoseconds: due - now) }
             }
-            let sentAt = monotonicNanos()
+            let sentAt = MonotonicClock.nowNanoseconds()
             if stampTime { value.withUnsafeMutableBytes { $0.storeBytes(of: sentAt.bigEndian, as: UInt64.self) } }
             let records = [ProducerRecord](repeating: ProducerRecord(topic: options.topic, value: value), count: Int(chunk))
             try await producer.enqueue(contentsOf: records) { _, result in
                 switch result {
-                case .success: stats.withLockedValue { $0.record(nanos: monotonicNanos() - sentAt) }
+                case .success: stats.withLockedValue { $0.record(nanos: MonotonicClock.nowNanoseconds() - sentAt) }
                 case .failure(let error): failures.withLockedValue { if $0.0 == 0 { $0.1 = error.message }; $0.0 += 1 }
                 }
             }
             index += chunk
-            if let text = progress.update(done: index * Int64(options.size), records: index, nowNanos: monotonicNanos()) {
+            if let text = progress.update(done: index * Int64(options.size), records: index, nowNanos: MonotonicClock.nowNanoseconds()) {
                 FileHandle.standardError.write(Data(text.utf8))
             }
         }
         await producer.flush()
-        let seconds = Double(monotonicNanos() - start) / 1e9
-        if let text = progress.finish(done: options.count * Int64(options.size), records: options.count, nowNanos: monotonicNanos()) {
+        let seconds = Double(MonotonicClock.nowNanoseconds() - start) / 1e9
+        if let text = progress.finish(done: options.count * Int64(options.size), records: options.count, nowNanos: MonotonicClock.nowNanoseconds()) {
             FileHandle.standardError.write(Data(text.utf8))
         }
         let (failed, first) = failures.withLockedValue { $0 }
@@ -148,9 +148,9 @@ struct BenchCommand: AsyncParsableCommand {
                 var read: Int64 = 0
                 var bytes: Int64 = 0
                 var progress = ProgressLine(total: nil, isTerminal: !options.json && ProgressLine.isTerminal(fd: 2))
-                let start = monotonicNanos()
+                let start = MonotonicClock.nowNanoseconds()
                 while read < options.count {
-                    let before = monotonicNanos()
+                    let before = MonotonicClock.nowNanoseconds()
                     // Records are read in place (every CRC checked, every record walked and its value
                     // touched), as an application using FetchedRecords.forEach would.
                     let fetched = try await consumer.pollBatches()
@@ -161,15 +161,15 @@ struct BenchCommand: AsyncParsableCommand {
                         polled += 1
                         bytes += Int64(record.value?.count ?? 0)
                     }
-                    stats.record(nanos: monotonicNanos() - before)
+                    stats.record(nanos: MonotonicClock.nowNanoseconds() - before)
                     read += polled
                     if polled == 0, await consumer.reachedEnd { throw CLIFailure("the topic ended after \(read) records") }
-                    if let text = progress.update(done: bytes, records: read, nowNanos: monotonicNanos()) {
+                    if let text = progress.update(done: bytes, records: read, nowNanos: MonotonicClock.nowNanoseconds()) {
                         FileHandle.standardError.write(Data(text.utf8))
                     }
                 }
-                let seconds = Double(monotonicNanos() - start) / 1e9
-                if let text = progress.finish(done: bytes, records: read, nowNanos: monotonicNanos()) { FileHandle.standardError.write(Data(text.utf8)) }
+                let seconds = Double(MonotonicClock.nowNanoseconds() - start) / 1e9
+                if let text = progress.finish(done: bytes, records: read, nowNanos: MonotonicClock.nowNanoseconds()) { FileHandle.standardError.write(Data(text.utf8)) }
                 return BenchReport(records: min(read, options.count), bytes: bytes, seconds: seconds, latency: stats.percentiles())
             }
             BenchCommand.emit(report, options, title: "consume \(options.count) records of \(options.topic) from the start; latency = one fetch round trip")
@@ -196,15 +196,15 @@ struct BenchCommand: AsyncParsableCommand {
                             config: ConsumerConfig) async throws -> BenchReport {
             let consumer = Consumer(client: client, config: config)
             try await consumer.assign(Dictionary(uniqueKeysWithValues: metadata.partitions.map { (TopicPartitionKey(topic: options.topic, partition: $0.partition), .latest) }))
-            let start = monotonicNanos()
+            let start = MonotonicClock.nowNanoseconds()
             let count = options.count
             let reader = Task { () throws -> (LatencyStats, Int64, UInt64) in
                 var stats = LatencyStats()
                 var read: Int64 = 0
-                var lastProgress = monotonicNanos()
+                var lastProgress = MonotonicClock.nowNanoseconds()
                 while read < count {
                     let fetched = try await consumer.pollBatches()
-                    let now = monotonicNanos()
+                    let now = MonotonicClock.nowNanoseconds()
                     var polled = 0
                     try fetched.forEach { _, record in
                         polled += 1
@@ -216,7 +216,7 @@ struct BenchCommand: AsyncParsableCommand {
                     if polled > 0 { lastProgress = now }
                     if now - lastProgress > 30_000_000_000 { throw CLIFailure("no records arrived for 30 s after \(read) of \(count)") }
                 }
-                return (stats, read, monotonicNanos())
+                return (stats, read, MonotonicClock.nowNanoseconds())
             }
             _ = try await BenchCommand.produce(options, client: client, stampTime: true, quiet: options.json)
             let (stats, read, end) = try await reader.value

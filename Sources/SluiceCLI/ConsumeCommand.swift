@@ -56,7 +56,7 @@ struct ConsumeCommand: AsyncParsableCommand {
             }
             var printed: Int64 = 0
             var consumed: [TopicPartitionKey: Int64] = [:]
-            var lastCommit = monotonicNanos()
+            var lastCommit = MonotonicClock.nowNanoseconds()
             var emptyPolls = 0
             loop: while !stop.stopped {
                 let records = try await consumer.poll()
@@ -78,10 +78,10 @@ struct ConsumeCommand: AsyncParsableCommand {
                 }
                 // Following a topic, each poll's records show at once.
                 if !records.isEmpty && !exitAtEnd && count == nil { out.flush() }
-                if group != nil && monotonicNanos() - lastCommit > 5_000_000_000 {
+                if group != nil && MonotonicClock.nowNanoseconds() - lastCommit > 5_000_000_000 {
                     out.flush()
                     try await Self.commit(consumer, &consumed)
-                    lastCommit = monotonicNanos()
+                    lastCommit = MonotonicClock.nowNanoseconds()
                 }
                 if exitAtEnd {
                     if await consumer.reachedEnd { break }

@@ -46,7 +46,7 @@ struct ProduceCommand: AsyncParsableCommand {
         var progress = ProgressLine(total: totalBytes, isTerminal: file != nil && ProgressLine.isTerminal(fd: 2))
         let failures = NIOLockedValueBox<(count: Int, first: String?)>((0, nil))
         let delimiter = keyDelimiter.map { Array($0.utf8) }
-        let started = monotonicNanos()
+        let started = MonotonicClock.nowNanoseconds()
         var records: Int64 = 0
         var bytes: Int64 = 0
         try await withClient(connection) { client in
@@ -76,17 +76,17 @@ struct ProduceCommand: AsyncParsableCommand {
                 guard chunk.count >= Self.chunkRecords || (!more && !chunk.isEmpty) else { continue }
                 try await producer.enqueue(contentsOf: chunk, completion: report)
                 chunk.removeAll(keepingCapacity: true)
-                if let text = progress.update(done: input.bytesRead, records: records, nowNanos: monotonicNanos()) {
+                if let text = progress.update(done: input.bytesRead, records: records, nowNanos: MonotonicClock.nowNanoseconds()) {
                     FileHandle.standardError.write(Data(text.utf8))
                 }
                 if failures.withLockedValue({ $0.count }) > 0 { break }
             }
             await producer.flush()
         }
-        if let text = progress.finish(done: input.bytesRead, records: records, nowNanos: monotonicNanos()) {
+        if let text = progress.finish(done: input.bytesRead, records: records, nowNanos: MonotonicClock.nowNanoseconds()) {
             FileHandle.standardError.write(Data(text.utf8))
         }
-        let seconds = Double(monotonicNanos() - started) / 1e9
+        let seconds = Double(MonotonicClock.nowNanoseconds() - started) / 1e9
         let (failed, first) = failures.withLockedValue { ($0.count, $0.first) }
         let summary = "produced \(NumberText.grouped(records - Int64(failed))) records (\(formatBytes(bytes))) to \(topic) in \(NumberText.fixed(seconds, decimals: 2)) s: \(NumberText.grouped(Int64(Double(records) / max(seconds, 1e-9)))) records/s, \(NumberText.fixed(Double(bytes) / max(seconds, 1e-9) / 1e6, decimals: 1)) MB/s"
         printError(summary)

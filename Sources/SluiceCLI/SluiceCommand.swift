@@ -151,13 +151,6 @@ func parseKeyValues(_ items: [String], flag: String) throws -> [(String, String)
     }
 }
 
-/// Monotonic nanoseconds.
-func monotonicNanos() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
-
 extension SluiceCommand {
     /// Moves `-b`/`--brokers` (with its value) given before the subcommand to after it, where the
     /// subcommands' `ConnectionOptions` parse it: `sluice -b host:9400 topic list` works as in kcat.

@@ -72,13 +72,7 @@ public final class BrokerConnection: @unchecked Sendable {
     public func send<Request: WireMessage, Response: WireMessage>(
         _ api: ApiKey, _ request: Request, expecting: Response.Type, timeoutMs: Int64 = 30_000
     ) async throws -> Response {
-        let frame = try await sendRaw(api, request, timeoutMs: timeoutMs)
-        if let error = frame.error { throw SluiceClientError(error) }
-        do {
-            return try Response.decode(frame.body, version: 0)
-        } catch {
-            throw SluiceClientError(.protocolViolation, "the broker's \(api) response does not parse: \(error)")
-        }
+        try Self.decode(try await sendRaw(api, request, timeoutMs: timeoutMs), api, as: Response.self)
     }
 
     /// Sends a request that gets no response (produce with acks=none); returns once it is written.

@@ -14,6 +14,15 @@ public struct ConsumerRecord: Sendable, Hashable {
     public var headers: [RecordHeader]
 }
 
+extension ConsumerRecord {
+    /// A copy of the record seen in place in a fetched batch of `partition`.
+    init(_ partition: TopicPartitionKey, _ view: RecordView) {
+        self.init(topic: partition.topic, partition: partition.partition, offset: view.offset, timestamp: view.timestamp,
+                  key: view.key.map { [UInt8]($0) }, value: view.value.map { [UInt8]($0) },
+                  headers: view.headerCount == 0 ? [] : view.headers())
+    }
+}
+
 /// Where a partition without a committed offset starts.
 public enum StartPosition: Sendable, Hashable {
     case earliest
@@ -127,10 +136,7 @@ public actor Consumer {
 
     private func decodeAll(_ fetched: FetchedRecords, into records: inout [ConsumerRecord]) throws {
         try fetched.forEach { key, view in
-            records.append(ConsumerRecord(
-                topic: key.topic, partition: key.partition, offset: view.offset, timestamp: view.timestamp,
-                key: view.key.map { [UInt8]($0) }, value: view.value.map { [UInt8]($0) },
-                headers: view.headerCount == 0 ? [] : view.headers()))
+            records.append(ConsumerRecord(key, view))
         }
     }
 
@@ -219,9 +225,9 @@ public actor Consumer {
         let end = buffer.writerIndex
         var next: Int64?
         while end - index >= RecordBatchHeader.size,
-              let base = buffer.getInteger(at: index, endianness: .big, as: Int64.self),
-              let length = buffer.getInteger(at: index + 8, endianness: .big, as: Int32.self),
-              let delta = buffer.getInteger(at: index + 23, endianness: .big, as: Int32.self) {
+              let base = buffer.getInteger(at: index + RecordBatchHeader.Field.baseOffset, endianness: .big, as: Int64.self),
+              let length = buffer.getInteger(at: index + RecordBatchHeader.Field.batchLength, endianness: .big, as: Int32.self),
+              let delta = buffer.getInteger(at: index + RecordBatchHeader.Field.lastOffsetDelta, endianness: .big, as: Int32.self) {
             let size = Int(length) + RecordBatchHeader.logOverhead
             guard size >= RecordBatchHeader.size, index + size <= end else { break }
             next = base + Int64(delta) + 1
@@ -233,9 +239,7 @@ public actor Consumer {
     /// Decodes whole batches into records at or after `position`; returns the next position.
     public static func decode(_ buffer: ByteBuffer, key: TopicPartitionKey, from position: Int64, into records: inout [ConsumerRecord]) throws -> Int64 {
         try FetchedRecords(chunks: [.init(key: key, from: position, bytes: buffer)]).forEach { key, view in
-            records.append(ConsumerRecord(topic: key.topic, partition: key.partition, offset: view.offset, timestamp: view.timestamp,
-                                          key: view.key.map { [UInt8]($0) }, value: view.value.map { [UInt8]($0) },
-                                          headers: view.headerCount == 0 ? [] : view.headers()))
+            records.append(ConsumerRecord(key, view))
         }
         return max(position, nextOffset(after: buffer) ?? position)
     }

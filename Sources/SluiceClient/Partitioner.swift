@@ -29,8 +29,7 @@ public enum Partitioner {
     /// - Precondition: `partitionCount > 0`. Callers take it from topic metadata, where a topic
     ///   always has at least one partition; zero is a programming error, not an input error.
     public static func partition(forKey key: [UInt8], partitionCount: Int32) -> Int32 {
-        precondition(partitionCount > 0, "partitionCount must be positive, got \(partitionCount)")
-        return (murmur2(key) & 0x7fff_ffff) % partitionCount
+        key.withUnsafeBytes { KeyHash.partition(forKey: $0, partitionCount: partitionCount) }
     }
 }
 

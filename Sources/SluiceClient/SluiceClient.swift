@@ -204,7 +204,7 @@ public final class SluiceClient: @unchecked Sendable {
         guard let entry = configs.topics.first else {
             throw SluiceClientError(.protocolViolation, "the broker's config answer does not mention topic '\(name)'")
         }
-        if entry.error != .none { throw SluiceClientError(WireError(entry.error, entry.errorMessage ?? "")) }
+        if let error = entry.wireError { throw SluiceClientError(error) }
         return TopicDescription(name: name, isInternal: topic.isInternal, partitions: topic.partitions, configs: entry.configs)
     }
 
@@ -214,7 +214,7 @@ public final class SluiceClient: @unchecked Sendable {
         let response = try await send(.listOffsets, request, expecting: ListOffsetsResponse.self)
         var result: [Int32: Int64] = [:]
         for p in response.topics.first?.partitions ?? [] {
-            if p.error != .none { throw SluiceClientError(WireError(p.error, p.errorMessage ?? "")) }
+            if let error = p.wireError { throw SluiceClientError(error) }
             result[p.partition] = p.offset
         }
         return result
@@ -237,7 +237,7 @@ public final class SluiceClient: @unchecked Sendable {
         guard let group = response.groups.first else {
             throw SluiceClientError(.protocolViolation, "the broker's answer does not mention group '\(id)'")
         }
-        if group.error != .none { throw SluiceClientError(WireError(group.error, group.errorMessage ?? "")) }
+        if let error = group.wireError { throw SluiceClientError(error) }
         return group
     }
 
