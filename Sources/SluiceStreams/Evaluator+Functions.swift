@@ -17,6 +17,9 @@ extension Evaluator {
             return .null
         }
         guard arguments.count >= function.arity.lowerBound else { return .null }
+        // CONCAT evaluates its arguments itself: evaluating the first two here as well would double the
+        // work at every level of a nested CONCAT.
+        if function == .concat { return concat(arguments, in: context) }
         let first = evaluate(arguments[0], in: context)
         // Explicitly optional: JSONValue is ExpressibleByNilLiteral, so a bare `nil` would mean `.null`.
         let second: JSONValue? = arguments.count > 1 ? evaluate(arguments[1], in: context) : Optional.none
@@ -25,7 +28,7 @@ extension Evaluator {
         case .upper: return mapString(first) { $0.uppercased() }
         case .trim: return mapString(first) { trim($0) }
         case .length: return length(first)
-        case .concat: return concat(arguments, in: context)
+        case .concat: return .null  // handled above
         case .substring:
             let third: JSONValue? = arguments.count > 2 ? evaluate(arguments[2], in: context) : Optional.none
             return substring(first, start: second ?? .null, length: third)

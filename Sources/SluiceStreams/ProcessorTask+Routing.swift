@@ -45,8 +45,7 @@ extension ProcessorTask {
         let compiled = self.compiled
         var maxEventTimeMs: Int64?
         try? Self.forEachRow(compiled, fields: fieldValues, record: record, nowMs: nowMs) { row throws(TaskError) in
-            if compiled.isWindowed, compiled.plan.aggregation?.window?.time != .processingTime,
-               let eventTimeMs = compiled.eventTime(of: row) {
+            if compiled.usesEventTimeWatermark, let eventTimeMs = compiled.eventTime(of: row) {
                 maxEventTimeMs = max(maxEventTimeMs ?? eventTimeMs, eventTimeMs)
             }
             if let filter = compiled.filter, !Evaluator.isTrue(filter, in: row) { return }
