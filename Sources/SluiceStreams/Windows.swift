@@ -4,12 +4,15 @@
 // of their size, hopping windows at multiples of their slide. Arithmetic uses floor division, so times
 // before 1970 fall in the right window too.
 
+import SluiceSQL
+
 /// The event times window arithmetic accepts: ±2^62 ms (about ±146 million years), so that `start + size`
 /// can never overflow. Callers reject records outside it as malformed.
 public let eventTimeRangeMs: ClosedRange<Int64> = -(1 << 62)...(1 << 62)
 
-/// The largest window size or session gap: 2^60 ms (about 36 million years).
-public let windowSizeMaxMs: Int64 = 1 << 60
+/// The largest window size or session gap: 2^60 ms (about 36 million years); the binder's bound on every
+/// duration, so a bound plan always fits.
+public let windowSizeMaxMs: Int64 = SQLLimits.durationMaxMs
 
 /// A half-open time window `[start, end)` in epoch milliseconds.
 ///
@@ -67,7 +70,7 @@ public struct HoppingWindows: Hashable, Sendable {
     public let slideMs: Int64
 
     /// The most windows one record may fall in. A bound on per-record work and output.
-    public static let windowsPerRecordMax: Int64 = 1_000
+    public static let windowsPerRecordMax: Int64 = SQLLimits.windowsPerRecordMax
 
     public init(sizeMs: Int64, slideMs: Int64) {
         precondition(sizeMs > 0 && sizeMs <= windowSizeMaxMs, "hopping window size out of range: \(sizeMs)")
