@@ -32,7 +32,6 @@ final class GroupCoordinator: @unchecked Sendable {
     private let commitLock = NIOLock()
     private var groups: [String: GroupStateMachine] = [:]
     private var offsets: [String: [GroupTopicPartition: Committed]] = [:]
-    private var memberCounter: UInt64 = 0
 
     init(registry: TopicRegistry, logger: Logger) {
         self.registry = registry
@@ -188,7 +187,7 @@ final class GroupCoordinator: @unchecked Sendable {
     private func validateCommitter(_ request: OffsetCommitRequest) throws {
         try lock.withLock {
             if let group = groups[request.groupId] {
-                let members = group.describeMembers().count
+                let members = group.memberCount
                 if request.memberEpoch == -1 && request.memberId.isEmpty && members > 0 {
                     throw WireError(.groupNotEmpty,
                         "group '\(request.groupId)' has \(members) active member(s); stop its consumers before changing its offsets")
@@ -241,7 +240,7 @@ final class GroupCoordinator: @unchecked Sendable {
             let ids = Set(groups.keys).union(offsets.keys).sorted()
             return ListGroupsResponse(groups: ids.map { id in
                 let group = groups[id]
-                return .init(groupId: id, state: group.map { "\($0.state)" } ?? "empty", memberCount: Int32(group?.describeMembers().count ?? 0))
+                return .init(groupId: id, state: group.map { "\($0.state)" } ?? "empty", memberCount: Int32(group?.memberCount ?? 0))
             })
         }
     }

@@ -77,11 +77,13 @@ final class ProcessorManager: @unchecked Sendable {
                 logger.warning("skipping an unreadable processor definition", metadata: ["processor": "\(name)"])
             }
         }
-        var checkpoints: [String: [Int32: TaskCheckpoint]] = [:]
+        // Only the latest value of each key counts: keep the bytes while replaying, decode once at the end.
+        var latest: [String: [Int32: [UInt8]?]] = [:]
         try InternalTopic.replay(checkpointsTopic.partitions[0]) { key, value in
             guard let key, let (name, partition) = TaskCheckpoint.decodeKey(key), definitions[name] != nil else { return }
-            checkpoints[name, default: [:]][partition] = value.flatMap(TaskCheckpoint.decode)
+            latest[name, default: [:]][partition] = .some(value)
         }
+        let checkpoints = latest.mapValues { tasks in tasks.compactMapValues { $0.flatMap(TaskCheckpoint.decode) } }
         for (name, definition) in definitions.sorted(by: { $0.key < $1.key }) {
             let entry = Entry(definition: definition)
             lock.withLock { entries[name] = entry }

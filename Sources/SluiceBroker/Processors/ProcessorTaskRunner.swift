@@ -392,19 +392,17 @@ final class ProcessorTaskRunner: @unchecked Sendable {
 
     private func fail(_ error: any Error) {
         let message: String
-        switch error {
-        case TaskError.stateLimit(let limit):
+        let atLimit: Bool
+        if case TaskError.stateLimit(let limit) = error {
             message = "\(limit); the task is paused. Raise the broker setting processor-state-bytes-max and restart the broker, or shorten the windows with 'sluice processor replace'"
-        case let error as TaskError: message = "\(error)"
-        case let error as LogError: message = Broker.wireError(for: error).message
-        case let error as WireError: message = error.message
-        default: message = "\(error)"
+            atLimit = true
+        } else {
+            message = ProcessorManager.message(error)
+            atLimit = false
         }
         logger.error("processor task stopped", metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(message)"])
         // The in-memory state may be ahead of what was written; resuming restores the last checkpoint.
         logic = nil
-        let atLimit: Bool
-        if case TaskError.stateLimit? = error as? TaskError { atLimit = true } else { atLimit = false }
         lock.withLock { status = atLimit ? .pausedAtLimit(message) : .failed(message) }
     }
 
@@ -435,7 +433,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             topics[topic.name] = topic
             routed[.init(topic: topic.name, partition: target), default: []].append(record)
         }
-        var appended: [(Partition, Int64)] = []
+        // The log each append went to: an alter may reopen a partition's log in between, and the wait must
+        // be on the one that holds the records (as produce does).
+        var appended: [(Partition, PartitionLog, Int64)] = []
         for (position, list) in routed.sorted(by: { $0.key < $1.key }) {
             guard let topic = topics[position.topic] else { continue }
             let output = topic.partitions[Int(position.partition)]
@@ -445,15 +445,15 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             var index = skip
             while index < list.count {
                 let (batch, count) = try Self.batch(list, from: index, sequence: sequence, producerId: producerId, settings: settings)
-                let (outcome, _) = try output.appendWithoutWaiting(batch, header: batch.header)
-                appended.append((output, outcome.lastOffset))
+                let (outcome, log) = try output.appendWithoutWaiting(batch, header: batch.header)
+                appended.append((output, log, outcome.lastOffset))
                 index += count
                 sequence += Int64(count)
             }
             written[position] = first + Int64(list.count)
         }
-        for (output, last) in appended { try output.log.waitDurable(through: last) }
-        for (output, _) in appended { output.wakeWaiters() }
+        for (_, log, last) in appended { try log.waitDurable(through: last) }
+        for (output, _, _) in appended { output.wakeWaiters() }
     }
 
     /// One idempotent batch of `list[index...]`, as many records as the batch bounds allow.
