@@ -74,7 +74,6 @@ final class GroupCommit: @unchecked Sendable {
         self.durableOffset = durableOffset
     }
 
-
     /// Returns once everything below `target` is durable. `flush` forces what was written so far and
     /// returns the offset it covered.
     ///

@@ -114,7 +114,7 @@ public final class RaftNode {
     /// Whether `ready()` has anything to hand out.
     public var hasReady: Bool {
         hardState != prevHardState || !log.unstable.entries.isEmpty || log.unstable.snapshot != nil
-            || !outbox.isEmpty || (log.unstable.snapshot == nil && log.committed > log.applied)
+            || !outbox.isEmpty || log.committed > log.applied
     }
 
     /// The work for the driver; see `Ready` for the order to do it in. Call `advance()` before the next.

@@ -241,7 +241,7 @@ struct ProcessorCommandsTests {
     @Test("civilFromDays inverts daysFromCivil, 1900 to 2100")
     func civilDates() {
         for days in Int64(-25_567)...Int64(47_482) {
-            let (year, month, day) = ProcessorFormat.civilFromDays(days)
+            let (year, month, day) = CivilCalendar.civilFromDays(days)
             #expect(CivilCalendar.daysFromCivil(year: year, month: month, day: day) == days)
             if CivilCalendar.daysFromCivil(year: year, month: month, day: day) != days { return }
         }
