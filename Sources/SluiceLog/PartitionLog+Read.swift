@@ -121,10 +121,14 @@ extension PartitionLog {
     /// The position and header of the first batch in `segment` whose last offset is at least `target`,
     /// found from the offset index and a forward walk over batch headers (one `pread` each).
     func findBatch(in segment: LogSegment, reaching target: Int64, end: Int) throws -> (Int, RecordBatchHeader)? {
-        try walkHeaders(in: segment, reaching: target, end: end) { position in
-            try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
-                try RecordBatch.validateHeader($0, limits: config.limits)
-            }
+        try walkHeaders(in: segment, reaching: target, end: end) { try preadHeader(segment, at: $0) }
+    }
+
+    /// The checked header of the batch at `position` in `segment`, read with `pread` (never through a
+    /// mapping: a device error must surface as EIO, not SIGBUS).
+    func preadHeader(_ segment: LogSegment, at position: Int) throws -> RecordBatchHeader {
+        try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
+            try RecordBatch.validateHeader($0, limits: config.limits)
         }
     }
 

@@ -36,30 +36,25 @@ extension PartitionLog {
     private func region(in segment: LogSegment, from target: Int64, end: Int, maxBytes: Int, upper: Int64) throws -> LogRegion? {
         // Headers are read with pread, never through the segment's mapping: this path serves remote
         // clients, and a device error under a mapping is a SIGBUS for the whole broker instead of EIO.
-        let headerAt: (Int) throws -> RecordBatchHeader = { [config] position in
-            try segment.log.read(count: RecordBatchHeader.size, at: position).withUnsafeBytes {
-                try RecordBatch.validateHeader($0, limits: config.limits)
-            }
-        }
         let found = try findBatch(in: segment, reaching: target, end: end)
-        guard let (start, first) = found, first.lastOffset < upper else { return nil }
-        var used = 0
-        var count = 0
-        var next = target
-        var position = start
+        guard let (start, first) = found, first.lastOffset < upper, start + first.totalSize <= end else { return nil }
+        // `findBatch` has read and checked the first header; the walk goes on from the batch after it.
+        var used = first.totalSize
+        var count = 1
+        var next = first.nextOffset
+        var position = start + first.totalSize
         while position + RecordBatchHeader.size <= end {
             let header: RecordBatchHeader
-            do { header = try headerAt(position) } catch let error as BatchFormatError {
+            do { header = try preadHeader(segment, at: position) } catch let error as BatchFormatError {
                 throw LogError.corruptBatch(file: segment.path, position: position, reason: error)
             }
             guard position + header.totalSize <= end, header.lastOffset < upper else { break }
-            guard count == 0 || used + header.totalSize <= maxBytes else { break }
+            guard used + header.totalSize <= maxBytes else { break }
             used += header.totalSize
             count += 1
             next = header.nextOffset
             position += header.totalSize
         }
-        guard count > 0 else { return nil }
         let duplicate = dup(segment.log.descriptor)
         guard duplicate >= 0 else { throw LogError.io(operation: "dup", path: segment.path, errno: errno) }
         return LogRegion(descriptor: duplicate, position: start, length: used, batchCount: count, nextOffset: next)
