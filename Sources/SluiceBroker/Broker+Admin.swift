@@ -88,21 +88,33 @@ extension Broker {
             ListOffsetsResponse.Topic(name: topic.name, partitions: topic.partitions.map { requested in
                 do {
                     let log = try registry.partition(topic.name, requested.partition).log
-                    let offset: Int64
+                    let position: ProcessorStartPosition
                     switch requested.timestamp {
-                    case ListOffsetsRequest.latestTimestamp: offset = log.highWatermark
-                    case ListOffsetsRequest.earliestTimestamp: offset = log.logStartOffset
-                    case let timestamp where timestamp >= 0:
-                        offset = min(try log.offset(forTimestamp: timestamp) ?? log.highWatermark, log.highWatermark)
+                    case ListOffsetsRequest.latestTimestamp: position = .latest
+                    case ListOffsetsRequest.earliestTimestamp: position = .earliest
+                    case let timestamp where timestamp >= 0: position = .timestamp(timestamp)
                     default:
                         throw WireError(.invalidRequest, "timestamp \(requested.timestamp) is not -1 (latest), -2 (earliest) or an epoch-millisecond time")
                     }
-                    return .init(partition: requested.partition, offset: offset)
+                    return .init(partition: requested.partition, offset: try log.offset(of: position))
                 } catch {
                     let wire = wireError(for: error, api: .listOffsets)
                     return .init(partition: requested.partition, error: wire.code, errorMessage: wire.message, offset: -1)
                 }
             })
         })
+    }
+}
+
+extension PartitionLog {
+    /// The offset a reader starting at `position` begins with: the log start, the high watermark, or the
+    /// first record at or after a time (the high watermark when there is none). ListOffsets and
+    /// processors both start here.
+    func offset(of position: ProcessorStartPosition) throws -> Int64 {
+        switch position {
+        case .earliest: return logStartOffset
+        case .latest: return highWatermark
+        case .timestamp(let ms): return min(try offset(forTimestamp: ms) ?? highWatermark, highWatermark)
+        }
     }
 }

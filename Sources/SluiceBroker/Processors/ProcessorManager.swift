@@ -272,14 +272,7 @@ final class ProcessorManager: @unchecked Sendable {
     }
 
     private func startOffsets(_ source: Topic, _ start: ProcessorStartPosition) throws -> [Int64] {
-        try source.partitions.map { partition in
-            let log = partition.log
-            switch start {
-            case .earliest: return log.logStartOffset
-            case .latest: return log.highWatermark
-            case .timestamp(let ms): return min(try log.offset(forTimestamp: ms) ?? log.highWatermark, log.highWatermark)
-            }
-        }
+        try source.partitions.map { try $0.log.offset(of: start) }
     }
 
     private func store(_ definition: ProcessorDefinition) throws {
