@@ -1,44 +1,7 @@
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceBroker
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// SplitMix64 for the group tests. Every randomised case runs from its own seed, printed in each
-/// failure message; `SLUICE_TEST_SEED=<seed> swift test --filter <test>` starts the run at that case.
-struct GroupTestRandom: RandomNumberGenerator {
-    let seed: UInt64
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.seed = seed
-        self.state = seed
-    }
-
-    /// The first case's seed: `SLUICE_TEST_SEED` when set, otherwise a fresh one.
-    static func baseSeed() -> UInt64 {
-        if let text = getenv("SLUICE_TEST_SEED").map({ String(cString: $0) }), let seed = UInt64(text) {
-            return seed
-        }
-        return UInt64.random(in: 0...UInt64.max)
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-
-    mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
-}
 
 /// Shorthand for a partition in the tables.
 func gtp(_ topic: String, _ partition: Int32) -> GroupTopicPartition {
@@ -133,9 +96,9 @@ final class GroupAssignorTests: XCTestCase {
     // MARK: - Properties over random cases
 
     func testRangePropertiesOverRandomCases() {
-        let base = GroupTestRandom.baseSeed()
+        let base = SeededRandom.fromEnvironment().seed
         for index in 0..<UInt64(Self.casesCount) {
-            var rng = GroupTestRandom(seed: base &+ index)
+            var rng = SeededRandom(seed: base &+ index)
             let testCase = GroupRandomAssignorCase(&rng)
             let result = GroupAssignor.range(members: testCase.members, partitionCounts: testCase.counts)
             if let failure = testCase.coverageFailure(result) ?? testCase.perTopicBalanceFailure(result) {
@@ -148,9 +111,9 @@ final class GroupAssignorTests: XCTestCase {
     }
 
     func testStickyPropertiesOverRandomCases() {
-        let base = GroupTestRandom.baseSeed()
+        let base = SeededRandom.fromEnvironment().seed
         for index in 0..<UInt64(Self.casesCount) {
-            var rng = GroupTestRandom(seed: base &+ index)
+            var rng = SeededRandom(seed: base &+ index)
             let testCase = GroupRandomAssignorCase(&rng)
             let previous = testCase.randomPrevious(&rng)
             let result = GroupAssignor.sticky(
@@ -168,9 +131,9 @@ final class GroupAssignorTests: XCTestCase {
     /// After one member joins or leaves a balanced group (or from any previous assignment), sticky
     /// moves exactly as many partitions as balance forces, computed by brute force over quotas.
     func testStickyMovesTheMinimumAfterMembershipChanges() {
-        let base = GroupTestRandom.baseSeed()
+        let base = SeededRandom.fromEnvironment().seed
         for index in 0..<UInt64(Self.casesCount) {
-            var rng = GroupTestRandom(seed: base &+ index)
+            var rng = SeededRandom(seed: base &+ index)
             let testCase = GroupRandomAssignorCase(&rng, identical: true)
             let start = rng.chance(0.5) ? testCase.randomPrevious(&rng) : [:]
             let before = GroupAssignor.sticky(members: testCase.members, partitionCounts: testCase.counts, previous: start)
@@ -241,13 +204,13 @@ struct GroupRandomAssignorCase: CustomStringConvertible {
     var counts: [String: Int32]
     var identical: Bool
 
-    init(_ rng: inout GroupTestRandom, identical: Bool? = nil) {
+    init(_ rng: inout SeededRandom, identical: Bool? = nil) {
         let topics = (0..<rng.int(1...5)).map { "t\($0)" }
         var counts: [String: Int32] = [:]
         for topic in topics where !rng.chance(0.1) { counts[topic] = Int32(rng.int(0...12)) }
         let sameTopics = identical ?? rng.chance(0.5)
         let pool = topics + ["ghost"]
-        func subscription(_ rng: inout GroupTestRandom) -> [String] {
+        func subscription(_ rng: inout SeededRandom) -> [String] {
             let chosen = pool.filter { _ in rng.chance(0.5) }
             return chosen.isEmpty ? [topics[0]] : chosen.shuffled(using: &rng)
         }
@@ -267,7 +230,7 @@ struct GroupRandomAssignorCase: CustomStringConvertible {
     var description: String { "counts \(counts.sorted { $0.key < $1.key }), members \(members.map { "\($0.memberId): \($0.subscribedTopics)" })" }
 
     /// Every partition (including some that no longer exist) to a random member or to nobody.
-    func randomPrevious(_ rng: inout GroupTestRandom) -> [String: Set<GroupTopicPartition>] {
+    func randomPrevious(_ rng: inout SeededRandom) -> [String: Set<GroupTopicPartition>] {
         var previous: [String: Set<GroupTopicPartition>] = [:]
         for topic in counts.keys.sorted() {
             for partition in 0..<((counts[topic] ?? 0) + 2) where rng.chance(0.8) {

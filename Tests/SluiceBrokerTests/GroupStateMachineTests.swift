@@ -1,3 +1,4 @@
+import SluiceTestSupport
 import XCTest
 
 @testable import SluiceBroker
@@ -405,7 +406,7 @@ final class GroupStateMachineTests: XCTestCase {
     /// Checked to fail when the hand-over rule is broken (partitions released on revocation, by
     /// the heartbeat that triggered it, on a nil owned set, or never withheld).
     func testRandomisedSimulationNeverDoubleAssigns() {
-        let base = GroupTestRandom.baseSeed()
+        let base = SeededRandom.fromEnvironment().seed
         for index in 0..<UInt64(GroupSimulation.runsCount) {
             var simulation = GroupSimulation(seed: base &+ index)
             if let failure = simulation.run() {
@@ -454,7 +455,7 @@ private struct GroupSimulation {
     static let topicPool = ["t0", "t1", "t2", "ghost"]
 
     let seed: UInt64
-    var rng: GroupTestRandom
+    var rng: SeededRandom
     var group = GroupStateMachine(groupId: "simulated")
     var clients: [SimulatedClient] = []
     var counts: [String: Int32] = ["t0": 3, "t1": 2, "t2": 0]
@@ -467,7 +468,7 @@ private struct GroupSimulation {
 
     init(seed: UInt64) {
         self.seed = seed
-        rng = GroupTestRandom(seed: seed)
+        rng = SeededRandom(seed: seed)
         assignor = rng.chance(0.5) ? .sticky : .range
     }
 
