@@ -90,25 +90,6 @@ extension WireSample {
 /// one encoding (positions, unused alter fields, rates, text lengths) hold.
 @Suite("Processor message bodies")
 struct ProcessorMessagesTests {
-    /// The reason of the `WireDecodingError` `body` throws; nil when it does not throw, another text for
-    /// another error type.
-    static func reason(_ body: () throws -> Void) -> String? {
-        do {
-            try body()
-            return nil
-        } catch let error as WireDecodingError {
-            return error.reason
-        } catch {
-            return "not a WireDecodingError: \(error)"
-        }
-    }
-
-    static func buffer(_ build: (inout WireWriter) -> Void) -> ByteBuffer {
-        var writer = WireWriter(ByteBuffer())
-        build(&writer)
-        return writer.buffer
-    }
-
     static func bytes<M: WireMessage>(_ message: M) -> [UInt8] {
         var writer = WireWriter(ByteBuffer())
         message.encode(to: &writer, version: 0)
@@ -176,12 +157,12 @@ struct ProcessorMessagesTests {
     @Test("start positions: unknown kinds, negative times and a time beside earliest/latest are malformed")
     func startPositionRules() throws {
         func create(kind: Int8, timestamp: Int64) -> ByteBuffer {
-            Self.buffer { w in w.write("p"); w.write(text: "q"); w.write(kind); w.write(timestamp); w.write(false) }
+            WirePrimitiveTests.buffer { w in w.write("p"); w.write(text: "q"); w.write(kind); w.write(timestamp); w.write(false) }
         }
         #expect(try CreateProcessorRequest.decode(create(kind: 2, timestamp: 0), version: 0).startFrom == .timestamp(0))
         for (kind, timestamp, fragment) in [(Int8(3), Int64(0), "kind must be 0"), (-1, 0, "got -1"), (2, -1, "≥ 0"),
                                             (2, Int64.min, "≥ 0"), (0, 5, "must be 0 with kind 0"), (1, -2, "must be 0 with kind 1")] {
-            let reason = Self.reason { _ = try CreateProcessorRequest.decode(create(kind: kind, timestamp: timestamp), version: 0) }
+            let reason = WirePrimitiveTests.reason { _ = try CreateProcessorRequest.decode(create(kind: kind, timestamp: timestamp), version: 0) }
             #expect(reason?.contains("start_from") == true && reason?.contains(fragment) == true, "\(kind) \(timestamp): \(reason ?? "decoded")")
         }
     }
@@ -189,7 +170,7 @@ struct ProcessorMessagesTests {
     @Test("alter: unknown actions and fields the action does not use are malformed")
     func alterRules() throws {
         func alter(action: Int8, kind: Int8 = 0, timestamp: Int64 = 0, sql: String = "", deleteOutput: Bool = false) -> ByteBuffer {
-            Self.buffer { w in
+            WirePrimitiveTests.buffer { w in
                 w.write("p"); w.write(action); w.write(kind); w.write(timestamp); w.write(text: sql); w.write(deleteOutput)
             }
         }
@@ -206,7 +187,7 @@ struct ProcessorMessagesTests {
             (alter(action: 2, kind: 2, timestamp: -5), "≥ 0"),
         ]
         for (body, fragment) in cases {
-            let reason = Self.reason { _ = try AlterProcessorRequest.decode(body, version: 0) }
+            let reason = WirePrimitiveTests.reason { _ = try AlterProcessorRequest.decode(body, version: 0) }
             #expect(reason?.contains(fragment) == true, "expected '\(fragment)': \(reason ?? "decoded")")
         }
         #expect(try AlterProcessorRequest.decode(alter(action: 2, kind: 2, timestamp: 9), version: 0).action == .reset(to: .timestamp(9)))
@@ -222,7 +203,7 @@ struct ProcessorMessagesTests {
             var bytes = Array(writer.buffer.readableBytesView)
             // count (4) + partition (4) + seven int64 (56): in_rate at 64.
             withUnsafeBytes(of: bad.bitPattern.bigEndian) { bytes.replaceSubrange(64..<72, with: $0) }
-            let reason = Self.reason {
+            let reason = WirePrimitiveTests.reason {
                 var reader = WireReader(ByteBuffer(bytes: bytes))
                 _ = try reader.readEntries("tasks", as: DescribeProcessorResponse.TaskStatus.self)
             }
@@ -243,29 +224,29 @@ struct ProcessorMessagesTests {
     @Test("sql longer than ProcessorLimits.sqlBytesMax is refused before it is copied; exactly the limit is read")
     func sqlLengthIsBounded() throws {
         let atLimit = String(repeating: "x", count: ProcessorLimits.sqlBytesMax)
-        let ok = Self.buffer { w in w.write("p"); w.write(text: atLimit); w.write(startPosition: .earliest); w.write(false) }
+        let ok = WirePrimitiveTests.buffer { w in w.write("p"); w.write(text: atLimit); w.write(startPosition: .earliest); w.write(false) }
         #expect(try CreateProcessorRequest.decode(ok, version: 0).sql.utf8.count == ProcessorLimits.sqlBytesMax)
 
-        let over = Self.buffer { w in w.write("p"); w.write(text: atLimit + "x"); w.write(startPosition: .earliest); w.write(false) }
-        let reason = Self.reason { _ = try CreateProcessorRequest.decode(over, version: 0) }
+        let over = WirePrimitiveTests.buffer { w in w.write("p"); w.write(text: atLimit + "x"); w.write(startPosition: .earliest); w.write(false) }
+        let reason = WirePrimitiveTests.reason { _ = try CreateProcessorRequest.decode(over, version: 0) }
         #expect(reason == "sql: \(ProcessorLimits.sqlBytesMax + 1) bytes; the limit is \(ProcessorLimits.sqlBytesMax)")
 
         // A hostile length with nothing behind it: refused by the limit, then by the bytes present.
         for length: Int32 in [Int32.max, Int32(ProcessorLimits.sqlBytesMax)] {
-            let hostile = Self.buffer { w in w.write("p"); w.write(length) }
-            let why = Self.reason { _ = try CreateProcessorRequest.decode(hostile, version: 0) }
+            let hostile = WirePrimitiveTests.buffer { w in w.write("p"); w.write(length) }
+            let why = WirePrimitiveTests.reason { _ = try CreateProcessorRequest.decode(hostile, version: 0) }
             #expect(why?.contains("sql") == true, "\(length): \(why ?? "decoded")")
         }
-        let negative = Self.buffer { w in w.write(""); w.write(Int32(-1)) }
-        #expect(Self.reason { _ = try CreateProcessorRequest.decode(negative, version: 0) } == "sql: negative text length -1")
+        let negative = WirePrimitiveTests.buffer { w in w.write(""); w.write(Int32(-1)) }
+        #expect(WirePrimitiveTests.reason { _ = try CreateProcessorRequest.decode(negative, version: 0) } == "sql: negative text length -1")
     }
 
     @Test("sql that is not UTF-8 is refused, not repaired")
     func sqlMustBeUTF8() {
-        let body = Self.buffer { w in
+        let body = WirePrimitiveTests.buffer { w in
             w.write("p"); w.write(Int32(3)); w.buffer.writeBytes([0x61, 0xC3, 0x28]); w.write(startPosition: .latest); w.write(false)
         }
-        #expect(Self.reason { _ = try CreateProcessorRequest.decode(body, version: 0) } == "sql: not valid UTF-8")
+        #expect(WirePrimitiveTests.reason { _ = try CreateProcessorRequest.decode(body, version: 0) } == "sql: not valid UTF-8")
     }
 
     @Test("messages and last errors are cut to WireError.messageBytesMax when encoded, so they always fit")
