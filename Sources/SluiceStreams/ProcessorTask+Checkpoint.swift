@@ -151,7 +151,7 @@ extension ProcessorTask {
         case .periodic: writer.u8(2)
         }
         writer.i64(compiled.earlyIntervalMs ?? 0)
-        writer.u16(UInt16(clamping: compiled.aggregation?.keys.count ?? 0))
+        writer.u16(UInt16(clamping: compiled.keys.count))
         writer.u16(UInt16(clamping: compiled.functions.count))
         for function in compiled.functions { writer.u8(functionCode(function)) }
         return writer.bytes

@@ -20,10 +20,7 @@ final class TaskPlan: Sendable {
     let plan: ProcessorPlan
     /// nil when the plan reads no JSON field (then any value, JSON or not, is accepted).
     let extractor: JSONFieldExtractor?
-    /// Aggregating queries only.
-    let aggregation: Aggregation?
     let functions: [AggregateFunction]
-    let arguments: [BoundExpr?]
     let assigner: Assigner
     let time: TimeSource?
     /// The store's emit mode (non-windowed queries always run as `.changes`).
@@ -57,9 +54,8 @@ final class TaskPlan: Sendable {
         precondition(plan.allowedLatenessMs >= 0 && (plan.idleTimeoutMs ?? 0) >= 0, "durations are not negative")
         self.plan = plan
         extractor = plan.fields.isEmpty ? nil : JSONFieldExtractor(paths: plan.fields.map { JSONPath(components: $0) })
-        aggregation = plan.aggregation
         functions = plan.aggregation?.aggregates.map { Self.function($0.kind) } ?? []
-        arguments = plan.aggregation?.aggregates.map(\.argument) ?? []
+        let arguments = plan.aggregation?.aggregates.map(\.argument) ?? []
         let window = plan.aggregation?.window
         time = window?.time
         switch window?.kind {
