@@ -414,7 +414,6 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     private func write(_ records: [RoutedRecord]) throws {
         guard !records.isEmpty else { return }
         var routed: [TaskCheckpoint.OutputPosition: [RoutedRecord]] = [:]
-        var topics: [String: Topic] = [:]
         for record in records {
             let topic: Topic
             let target: Int32
@@ -430,14 +429,13 @@ final class ProcessorTaskRunner: @unchecked Sendable {
                 topic = repartition
                 target = index
             }
-            topics[topic.name] = topic
             routed[.init(topic: topic.name, partition: target), default: []].append(record)
         }
         // The log each append went to: an alter may reopen a partition's log in between, and the wait must
         // be on the one that holds the records (as produce does).
         var appended: [(Partition, PartitionLog, Int64)] = []
         for (position, list) in routed.sorted(by: { $0.key < $1.key }) {
-            guard let topic = topics[position.topic] else { continue }
+            guard let topic = outputTopic(named: position.topic) else { continue }
             let output = topic.partitions[Int(position.partition)]
             let first = written[position] ?? 0
             let skip = Int(max(0, min(Int64(list.count), (floors[position] ?? 0) - first)))
@@ -454,6 +452,11 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         }
         for (_, log, last) in appended { try log.waitDurable(through: last) }
         for (output, _, _) in appended { output.wakeWaiters() }
+    }
+
+    /// The output topic called `name` (one of at most three).
+    private func outputTopic(named name: String) -> Topic? {
+        [outputs.sink, outputs.late, outputs.repartition].lazy.compactMap { $0 }.first { $0.name == name }
     }
 
     /// One idempotent batch of `list[index...]`, as many records as the batch bounds allow.

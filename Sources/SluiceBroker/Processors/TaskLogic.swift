@@ -52,11 +52,19 @@ enum RepartitionHeaders {
     }
 
     static func record(partition: Int32, offset: Int64) -> [RecordHeader] {
-        [RecordHeader(key: partitionKey, value: bigEndian(Int64(partition))), RecordHeader(key: offsetKey, value: bigEndian(offset))]
+        [partitionHeader(partition), offsetHeader(offset)]
     }
 
     static func marker(partition: Int32, eventTimeMs: Int64) -> [RecordHeader] {
-        [RecordHeader(key: partitionKey, value: bigEndian(Int64(partition))), RecordHeader(key: watermarkKey, value: bigEndian(eventTimeMs))]
+        [partitionHeader(partition), RecordHeader(key: watermarkKey, value: bigEndian(eventTimeMs))]
+    }
+
+    static func partitionHeader(_ partition: Int32) -> RecordHeader {
+        RecordHeader(key: partitionKey, value: bigEndian(Int64(partition)))
+    }
+
+    static func offsetHeader(_ offset: Int64) -> RecordHeader {
+        RecordHeader(key: offsetKey, value: bigEndian(offset))
     }
 
     private static func bigEndian(_ value: Int64) -> [UInt8] {
@@ -166,11 +174,14 @@ struct RouterLogic: TaskLogic {
     private(set) var markedEventTimeMs = Int64.min
     private(set) var counters = TaskStatistics()
     private var routes: [Int32] = []
+    /// The same on every record this router forwards: built once.
+    private let partitionHeader: RecordHeader
 
     init(task: ProcessorTask, partitionCount: Int32, sourcePartition: Int32) {
         self.task = task
         self.partitionCount = partitionCount
         self.sourcePartition = sourcePartition
+        self.partitionHeader = RepartitionHeaders.partitionHeader(sourcePartition)
     }
 
     mutating func process(_ record: RecordView, partition: Int32, nowMs: Int64, into output: inout [RoutedRecord]) throws {
@@ -181,7 +192,7 @@ struct RouterLogic: TaskLogic {
         guard !routes.isEmpty else { return }
         let key = record.key.map { Array($0) }
         let value = record.value.map { Array($0) }
-        let headers = RepartitionHeaders.record(partition: partition, offset: record.offset)
+        let headers = [partitionHeader, RepartitionHeaders.offsetHeader(record.offset)]
         for target in routes {
             output.append(RoutedRecord(target: .repartition(target), key: key, value: value, timestampMs: record.timestamp, headers: headers))
             counters.recordsOut += 1
