@@ -209,28 +209,34 @@ enum ProcessorFormat {
     /// The text of the query file at `path` (`-` is standard input), read up to one byte past the limit so
     /// a huge file is refused without being read whole.
     static func readQuery(path: String) throws -> String {
-        let ownsDescriptor = path != "-"
-        let descriptor = ownsDescriptor ? open(path, O_RDONLY) : 0
-        guard descriptor >= 0 else { throw CLIFailure("cannot read the query file '\(path)': \(String(cString: strerror(errno)))") }
-        defer { if ownsDescriptor { close(descriptor) } }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while bytes.count <= ProcessorLimits.sqlBytesMax {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw CLIFailure("cannot read the query file '\(path)': \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        guard bytes.count <= ProcessorLimits.sqlBytesMax else {
+        guard let bytes = try readBounded(path: path, bytesMax: ProcessorLimits.sqlBytesMax, what: "the query file '\(path)'") else {
             throw CLIFailure("the query file '\(path)' is longer than the limit of \(ProcessorLimits.sqlBytesMax) bytes")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw CLIFailure("the query file '\(path)' is not UTF-8 text")
         }
         return text
+    }
+
+    /// The whole content of `path` (`-` is standard input), or nil when it is longer than `bytesMax`: at
+    /// most `bytesMax` plus one chunk is read to find out. `what` names the file in error messages.
+    static func readBounded(path: String, bytesMax: Int, what: String) throws(CLIFailure) -> [UInt8]? {
+        let ownsDescriptor = path != "-"
+        let descriptor = ownsDescriptor ? open(path, O_RDONLY) : 0
+        guard descriptor >= 0 else { throw CLIFailure("cannot read \(what): \(String(cString: strerror(errno)))") }
+        defer { if ownsDescriptor { close(descriptor) } }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: min(1 << 20, bytesMax + 1))
+        while bytes.count <= bytesMax {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw CLIFailure("cannot read \(what): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+        }
+        return bytes.count <= bytesMax ? bytes : nil
     }
 
     /// Runs `body`; an `invalid_query` refusal comes back as a failure that shows the query line it names

@@ -324,22 +324,7 @@ enum ProcessorTest {
     /// them. Refuses an input over `ProcessorTestLimits.inputBytesMax` without reading it all.
     static func readLines(path: String) throws(CLIFailure) -> [[UInt8]] {
         let name = path == "-" ? "standard input" : "'\(path)'"
-        let ownsDescriptor = path != "-"
-        let descriptor = ownsDescriptor ? open(path, O_RDONLY) : 0
-        guard descriptor >= 0 else { throw CLIFailure("cannot read the input \(name): \(String(cString: strerror(errno)))") }
-        defer { if ownsDescriptor { close(descriptor) } }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while bytes.count <= ProcessorTestLimits.inputBytesMax {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw CLIFailure("cannot read the input \(name): \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        guard bytes.count <= ProcessorTestLimits.inputBytesMax else {
+        guard let bytes = try ProcessorFormat.readBounded(path: path, bytesMax: ProcessorTestLimits.inputBytesMax, what: "the input \(name)") else {
             throw CLIFailure("the input \(name) is larger than the limit of \(formatBytes(Int64(ProcessorTestLimits.inputBytesMax))) "
                 + "(ProcessorTestLimits.inputBytesMax); test with a sample of it")
         }
