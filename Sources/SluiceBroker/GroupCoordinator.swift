@@ -72,7 +72,7 @@ final class GroupCoordinator: @unchecked Sendable {
             }
             assignor = kind
         }
-        let counts = topicPartitionCounts()
+        let counts = registry.clientTopicPartitionCounts
         let input = GroupHeartbeat(
             memberId: request.memberId, memberEpoch: request.memberEpoch, clientId: clientId, clientHost: clientHost,
             sessionTimeoutMs: request.sessionTimeoutMs > 0 ? request.sessionTimeoutMs : nil,
@@ -115,8 +115,10 @@ final class GroupCoordinator: @unchecked Sendable {
     }
 
     func expireMembers() {
-        let counts = topicPartitionCounts()
         let now = Self.nowMs()
+        // Runs every 200 ms: the topic counts are gathered only when some group is due.
+        guard lock.withLock({ groups.values.contains { $0.nextExpiryMs().map { $0 <= now } ?? true } }) else { return }
+        let counts = registry.clientTopicPartitionCounts
         lock.withLock {
             for (id, var group) in groups where group.nextExpiryMs().map({ $0 <= now }) ?? true {
                 let expired = group.expireMembers(nowMs: now, topicPartitionCounts: counts)
@@ -129,7 +131,7 @@ final class GroupCoordinator: @unchecked Sendable {
     }
 
     func topicsChanged() {
-        let counts = topicPartitionCounts()
+        let counts = registry.clientTopicPartitionCounts
         lock.withLock {
             for (id, var group) in groups {
                 group.topicsChanged(topicPartitionCounts: counts)
@@ -138,11 +140,6 @@ final class GroupCoordinator: @unchecked Sendable {
         }
     }
 
-    private func topicPartitionCounts() -> [String: Int32] {
-        var counts: [String: Int32] = [:]
-        for topic in registry.allTopics where !topic.isInternal { counts[topic.name] = Int32(topic.partitions.count) }
-        return counts
-    }
 
     // MARK: Offsets
 

@@ -166,6 +166,16 @@ final class TopicRegistry: @unchecked Sendable {
 
     var allTopics: [Topic] { lock.withLock { topics.values.sorted { $0.name < $1.name } } }
 
+    /// Partition counts of the topics clients use (internal ones left out), unsorted: what group
+    /// assignment needs on every heartbeat.
+    var clientTopicPartitionCounts: [String: Int32] {
+        lock.withLock {
+            topics.values.reduce(into: [:]) { counts, topic in
+                if !topic.isInternal { counts[topic.name] = Int32(topic.partitions.count) }
+            }
+        }
+    }
+
     /// The partition, or an error a person can act on.
     func partition(_ topic: String, _ index: Int32) throws -> Partition {
         guard let found = self.topic(topic) else {
