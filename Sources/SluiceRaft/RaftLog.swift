@@ -95,7 +95,10 @@ struct RaftLog {
         guard lo < hi else { return [] }
         var result: [Entry] = []
         if lo < unstable.offset {
-            result = storage.entries(from: lo, to: min(hi, unstable.offset))
+            let stableEnd = min(hi, unstable.offset)
+            result = storage.entries(from: lo, to: stableEnd)
+            // A storage may return a prefix (a byte bound, a read error); never continue past a gap.
+            if result.count < Int(stableEnd - lo) { return result }
         }
         if hi > unstable.offset {
             let from = Int(max(lo, unstable.offset) - unstable.offset)

@@ -121,16 +121,20 @@ public final class RaftNode {
     public func ready() -> Ready {
         precondition(handedOut == nil, "ready() called twice without advance()")
         let state = hardState
+        let deliver = config.deliversCommittedEntries
         let ready = Ready(
             hardState: state == prevHardState ? nil : state,
             entries: log.unstable.entries,
             snapshot: log.unstable.snapshot,
             messages: outbox,
-            committedEntries: log.nextCommittedEntries()
+            committedEntries: deliver ? log.nextCommittedEntries() : []
         )
         outbox = []
         prevHardState = state
-        handedOut = (ready.entries.last, ready.snapshot?.metadata.index, ready.committedEntries.last?.index)
+        // Without delivery the commit index itself is what the application uses: count it applied.
+        let appliedTo = deliver ? ready.committedEntries.last?.index
+            : (log.unstable.snapshot == nil && log.committed > log.applied ? log.committed : nil)
+        handedOut = (ready.entries.last, ready.snapshot?.metadata.index, appliedTo)
         return ready
     }
 
@@ -197,7 +201,7 @@ public final class RaftNode {
             progress[member] = pr
         }
         // Raft §8: a no-op of the new term, so entries of earlier terms commit with it (§5.4.2).
-        _ = appendEntry([])
+        _ = appendEntry(config.noopPayload())
     }
 
     // MARK: - Ticks

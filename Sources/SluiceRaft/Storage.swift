@@ -15,7 +15,9 @@ public protocol RaftStorage: AnyObject {
     /// The term at `index` for `firstIndex - 1 ... lastIndex` (the snapshot's term at firstIndex - 1),
     /// nil outside that range.
     func term(at index: UInt64) -> UInt64?
-    /// Entries `lo..<hi`. Precondition: firstIndex <= lo <= hi <= lastIndex + 1.
+    /// Entries `lo..<hi`, or a shorter prefix of them: a storage may stop at a byte bound or at a read
+    /// error it reports itself (the node then sends fewer entries, or applies fewer, and asks again).
+    /// Precondition: firstIndex <= lo <= hi <= lastIndex + 1.
     func entries(from lo: UInt64, to hi: UInt64) -> [Entry]
     /// The snapshot covering everything before `firstIndex`.
     func snapshot() -> Snapshot

@@ -157,10 +157,18 @@ public struct RaftConfig: Sendable {
     public var checkQuorum: Bool
     /// Bound on the entries in one append message.
     public var maxEntriesPerAppend: Int
+    /// The payload of the no-op a new leader appends (Raft §8). A partition log stores it as a control
+    /// batch naming the leader; the bytes are made once, by the leader, so every replica stores the same.
+    public var noopPayload: @Sendable () -> [UInt8]
+    /// Whether `Ready.committedEntries` carries the committed entries. A partition group has nothing to
+    /// apply (its log is the data; the commit index is the high watermark), so it turns this off rather
+    /// than read every committed batch back from disk.
+    public var deliversCommittedEntries: Bool
 
     public init(
         id: NodeID, peers: [NodeID], electionTimeoutTicks: Int = 10, heartbeatTicks: Int = 1,
-        preVote: Bool = true, checkQuorum: Bool = true, maxEntriesPerAppend: Int = 64
+        preVote: Bool = true, checkQuorum: Bool = true, maxEntriesPerAppend: Int = 64,
+        noopPayload: @escaping @Sendable () -> [UInt8] = { [] }, deliversCommittedEntries: Bool = true
     ) {
         self.id = id
         self.peers = peers
@@ -169,5 +177,7 @@ public struct RaftConfig: Sendable {
         self.preVote = preVote
         self.checkQuorum = checkQuorum
         self.maxEntriesPerAppend = maxEntriesPerAppend
+        self.noopPayload = noopPayload
+        self.deliversCommittedEntries = deliversCommittedEntries
     }
 }
