@@ -61,7 +61,8 @@ let package = Package(
         ),
         .target(
             name: "SluiceWire",
-            dependencies: ["SluiceCore", .product(name: "NIOCore", package: "swift-nio")]
+            // SluiceRaft: the replication API carries SluiceRaft.Message as it is (Raft is pure, no NIO).
+            dependencies: ["SluiceCore", "SluiceRaft", .product(name: "NIOCore", package: "swift-nio")]
         ),
         // Raft as a pure state machine: step/tick/ready/advance. Pure: no NIO, no SluiceLog, no clocks.
         .target(
@@ -81,7 +82,7 @@ let package = Package(
         .target(
             name: "SluiceBroker",
             dependencies: [
-                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire", "SluiceSQL", "SluiceStreams",
+                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire", "SluiceRaft", "SluiceSQL", "SluiceStreams",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -154,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "SluiceWireTests",
             dependencies: [
-                "SluiceCore", "SluiceWire", "SluiceTestSupport",
+                "SluiceCore", "SluiceWire", "SluiceRaft", "SluiceTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
@@ -174,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "SluiceBrokerTests",
             dependencies: [
-                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire", "SluiceBroker", "SluiceClient",
+                "SluiceCore", "SluiceCompression", "SluiceLog", "SluiceWire", "SluiceRaft", "SluiceBroker", "SluiceClient",
                 "SluiceTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

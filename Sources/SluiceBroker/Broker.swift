@@ -297,6 +297,9 @@ public final class Broker: @unchecked Sendable {
                 return eventLoop.makeSucceededFuture(response(groups.describe(request), header))
             case .createProcessor, .listProcessors, .describeProcessor, .alterProcessor:
                 return try routeProcessor(api, frame, eventLoop: eventLoop)
+            case .raftMessages, .describeCluster:
+                // Until this broker runs replication (issue 5, in progress) it is never part of a cluster.
+                throw WireError(.invalidRequest, "\(api) is for brokers started with --cluster; this broker runs alone")
             }
         } catch {
             return eventLoop.makeSucceededFuture(errorResponse(wireError(for: error, api: api), header))

@@ -20,6 +20,10 @@ public enum ApiKey: Int16, Sendable, Hashable, CaseIterable, CustomStringConvert
     case describeProcessor = 17
     /// Pause, resume, reset, replace or delete one processor.
     case alterProcessor = 18
+    /// Broker to broker: one-way Raft messages for partition groups and the metadata group.
+    case raftMessages = 19
+    /// The cluster's brokers and, per partition, leader, term and replica lag (`sluice cluster status`).
+    case describeCluster = 20
 
     public var description: String {
         switch self {
@@ -42,6 +46,8 @@ public enum ApiKey: Int16, Sendable, Hashable, CaseIterable, CustomStringConvert
         case .listProcessors: "ListProcessors"
         case .describeProcessor: "DescribeProcessor"
         case .alterProcessor: "AlterProcessor"
+        case .raftMessages: "RaftMessages"
+        case .describeCluster: "DescribeCluster"
         }
     }
 

@@ -44,6 +44,8 @@ public enum ErrorCode: Int16, Sendable, Hashable, CaseIterable, CustomStringConv
     case invalidCommitOffset = 26
     case brokerShuttingDown = 27
     case unknownGroup = 28
+    /// This broker does not lead the partition's (or the metadata group's) Raft group: refresh metadata
+    /// and retry at the leader. Also the answer while a group has no leader (an election is under way).
     case notLeader = 29
     case invalidReplicationFactor = 30
     /// A processor query that does not parse or bind; the message is the SQL error, `line L, column C: …`.
@@ -55,11 +57,15 @@ public enum ErrorCode: Int16, Sendable, Hashable, CaseIterable, CustomStringConv
     case processorStateInvalid = 34
     /// A processor name with characters or a length the broker refuses (`ProcessorLimits.nameProblem`).
     case invalidProcessorName = 35
+    /// acks=all cannot be satisfied: fewer than a majority of the partition's replicas are reachable.
+    /// The write was not acknowledged; retry once enough replicas are back (an idempotent producer's
+    /// retry is never stored twice).
+    case notEnoughReplicas = 36
 
     /// Retrying the same request later may succeed.
     public var isRetriable: Bool {
         switch self {
-        case .requestTimedOut, .brokerShuttingDown, .notLeader, .storageError: true
+        case .requestTimedOut, .brokerShuttingDown, .notLeader, .storageError, .notEnoughReplicas: true
         default: false
         }
     }
@@ -102,6 +108,7 @@ public enum ErrorCode: Int16, Sendable, Hashable, CaseIterable, CustomStringConv
         case .unknownProcessor: "unknown_processor"
         case .processorStateInvalid: "processor_state_invalid"
         case .invalidProcessorName: "invalid_processor_name"
+        case .notEnoughReplicas: "not_enough_replicas"
         }
     }
 }
