@@ -19,7 +19,7 @@ enum InternalTopic {
     }
 
     /// Calls `body` with every record of `partition` in offset order (key, value; a nil value deletes the
-    /// key). Returns how many records were read.
+    /// key), skipping control batches. Returns how many records were read.
     @discardableResult
     static func replay(_ partition: Partition, _ body: (_ key: [UInt8]?, _ value: [UInt8]?) throws -> Void) throws -> Int {
         let log = partition.log
@@ -34,12 +34,15 @@ enum InternalTopic {
                     let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
                     // `read` returns only batches that passed their CRC check: the header is enough here.
                     let header = try RecordBatch.validateHeader(batch, limits: log.config.limits)
+                    defer { position += header.totalSize }
+                    // A control batch (a leader's no-op entry) holds no key of this store: its key bytes
+                    // must never be read as one, or they would overwrite or delete a real entry.
+                    guard !header.isControl else { continue }
                     let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
                     for record in try RecordBatch.records(in: bytes, limits: log.config.limits) where record.offset >= offset {
                         records += 1
                         try body(record.key, record.value)
                     }
-                    position += header.totalSize
                 }
             }
             offset = result.nextOffset

@@ -5,11 +5,11 @@ import SluiceWire
 /// batches' sequence ranges, so that a retried batch is recognised and answered with the offset it
 /// got the first time instead of being stored twice.
 ///
-/// Rules (Kafka's, protocol.md "Idempotent producers"): a batch with producer id −1 is not tracked. An
-/// epoch below the known one is fenced. A new epoch must start at sequence 0. Within an epoch the next
-/// batch's base sequence must be the last sequence + 1; a batch equal to one of the last
-/// `batchesRememberedMax` batches is a duplicate; anything else is out of order. Sequences wrap at
-/// `Int32.max` to 0.
+/// Rules (Kafka's, protocol.md "Idempotent producers"): a batch with producer id −1 is not tracked, nor
+/// is a control batch. An epoch below the known one is fenced. A new epoch must start at sequence 0.
+/// Within an epoch the next batch's base sequence must be the last sequence + 1; a batch equal to one of
+/// the last `batchesRememberedMax` batches is a duplicate; anything else is out of order. Sequences wrap
+/// at `Int32.max` to 0.
 ///
 /// Not thread-safe: the partition serialises check and append under its own lock.
 struct ProducerStateTable {
@@ -45,7 +45,8 @@ struct ProducerStateTable {
 
     /// Decides what to do with a producer's batch before it is appended.
     func check(_ header: RecordBatchHeader) -> Verdict {
-        guard header.producerId >= 0 else { return .append }
+        // A control batch carries no producer's records; produce refuses them before this check.
+        guard header.producerId >= 0, !header.isControl else { return .append }
         let firstSequence = header.baseSequence
         guard firstSequence >= 0 else {
             return .reject(WireError(.invalidRecord, "producer \(header.producerId) sent base sequence \(firstSequence); idempotent batches need a sequence ≥ 0"))
@@ -80,7 +81,9 @@ struct ProducerStateTable {
 
     /// Records a batch that was appended (or found in the log while loading).
     mutating func record(_ header: RecordBatchHeader, firstOffset: Int64, lastOffset: Int64) {
-        guard header.producerId >= 0, header.baseSequence >= 0 else { return }
+        // A control batch (a leader's no-op entry) has no sequence of any producer's: whatever its producer
+        // fields hold, it must not start, advance or fence an entry.
+        guard header.producerId >= 0, header.baseSequence >= 0, !header.isControl else { return }
         let batch = BatchMetadata(firstSequence: header.baseSequence, lastSequence: Self.lastSequence(header),
                                   firstOffset: firstOffset, lastOffset: lastOffset)
         if var entry = producers[header.producerId], entry.epoch == header.producerEpoch {

@@ -113,7 +113,7 @@ public actor Consumer {
     }
 
     /// Fetches what is available (waiting up to `fetchMaxWaitMs`) and returns the records in order per
-    /// partition.
+    /// partition. Control batches are skipped: positions move past them, but no record of theirs is returned.
     public func poll() async throws -> [ConsumerRecord] {
         let fetched = try await pollBatches()
         var records: [ConsumerRecord] = []
@@ -380,7 +380,8 @@ public struct FetchedRecords: Sendable {
 
     /// Calls `body` with every record at or after the fetched positions, partition by partition in
     /// offset order. Each batch's CRC is checked and compressed batches are decompressed (bounded by
-    /// `Limits.batchDecompressedBytesMax`); the views are valid only during the call.
+    /// `Limits.batchDecompressedBytesMax`); the views are valid only during the call. Records of control
+    /// batches are never shown, so the offsets of the records shown can skip the ones they take.
     public func forEach(_ body: (TopicPartitionKey, RecordView) throws -> Void) throws {
         for chunk in chunks {
             try chunk.bytes.withUnsafeReadableBytes { raw in
@@ -406,7 +407,9 @@ public struct FetchedRecords: Sendable {
                               _ body: (TopicPartitionKey, RecordView) throws -> Void) throws {
         let limits = Limits(batchBytesMax: batch.count)
         let header = try RecordBatch.validate(batch, limits: limits)
-        guard header.lastOffset >= from else { return }
+        // A control batch (a leader's no-op entry) is not user data: its offset is passed over, and the
+        // position already moved past it by header (`nextOffset(after:)`), so offsets seen here can jump.
+        guard header.lastOffset >= from, !header.isControl else { return }
         try withoutActuallyEscaping(body) { body in
             let emit: (RecordView) throws -> Void = { view in
                 if view.offset >= from { try body(key, view) }

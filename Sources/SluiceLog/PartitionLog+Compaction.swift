@@ -76,6 +76,11 @@ extension PartitionLog {
             let end = i == current.segments.count - 1 ? current.activeEndPosition : segment.size
             var full = false
             try segment.forEachBatch(end: end) { header, position, bytes in
+                // A control record's key is a marker type, not a user key: it must not shadow one.
+                if header.isControl {
+                    mapEnd = header.nextOffset
+                    return true
+                }
                 let records = try decode(bytes, file: segment.path, position: position)
                 let newKeys = Set(records.compactMap { $0.key }.filter { map[$0] == nil }).count
                 if map.count + newKeys > config.compactionKeysMax {

@@ -127,6 +127,27 @@ struct CompactionTests {
         try reopened.close()
     }
 
+    @Test("compaction: a control record's key never shadows a user key that has the same bytes")
+    func controlKeysAreNotUserKeys() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let clock = ManualClock()
+        let log = try openLog(dir.path, config: config(), clock: clock)
+        // The leader-change marker's key is version 0, type 2: 00 00 00 02.
+        let markerKey: [UInt8] = [0, 0, 0, 2]
+        var model = KeyedModel()
+        try model.append(log, [(key: markerKey, value: Array("user data".utf8))], timestamp: clock.nowMilliseconds())
+        _ = try log.append(RecordBatch.leaderChangeMarker(leader: 1, term: 1, timestamp: clock.nowMilliseconds()))
+        // Roll past both so they are compactable.
+        while log.segments.count < 3 {
+            try model.append(log, [(key: nil, value: [UInt8](repeating: 7, count: 512))], timestamp: clock.nowMilliseconds())
+        }
+        _ = try log.compact()
+        let values = try readAllRecords(log).filter { $0.key == markerKey }.compactMap(\.value)
+        #expect(values.contains(Array("user data".utf8)))
+        try log.close()
+    }
+
     @Test("compaction: merges small segments into ones no larger than segment.bytes")
     func mergesSmallSegments() throws {
         let dir = TemporaryDirectory()

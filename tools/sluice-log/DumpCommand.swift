@@ -6,7 +6,8 @@ import SluiceLog
 /// `dump PATH [--records]`: prints the batches of a segment `.log` (or of every segment of a partition
 /// directory, in offset order), one line per batch, read-only. A batch whose CRC does not match is shown
 /// and the dump goes on; it stops where a length cannot be parsed. Also prints `.index` and
-/// `.timeindex` entries. Exit status 1 when anything was damaged.
+/// `.timeindex` entries. Control batches are labelled with their control record (`control: leader
+/// change, leader 2`), never shown as data. Exit status 1 when anything was damaged.
 struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
@@ -53,7 +54,10 @@ struct SegmentDumper {
     let showRecords: Bool
     let maxBytes: Int
     private(set) var batches = 0
+    /// Records of data batches (control batches are counted apart).
     private(set) var recordCount = 0
+    /// Control batches seen (a leader's no-op entry each).
+    private(set) var controlBatches = 0
     private(set) var bytes = 0
     /// Whether any batch was damaged (CRC, records) or a file could not be read to its end.
     private(set) var damaged = false
@@ -64,7 +68,8 @@ struct SegmentDumper {
     }
 
     var totalLine: String {
-        "\(Format.count(batches)) batches, \(Format.count(recordCount)) records, \(Format.count(bytes)) bytes"
+        let control = controlBatches == 0 ? "" : " (\(Format.count(controlBatches)) control)"
+        return "\(Format.count(batches)) batches\(control), \(Format.count(recordCount)) records, \(Format.count(bytes)) bytes"
     }
 
     /// Dumps one `.log` file.
@@ -94,14 +99,33 @@ struct SegmentDumper {
         if computed != header.crc { damaged = true }
         Console.line(Self.describe(header, position: position) + " crc=\(crc)")
         batches += 1
-        recordCount += Int(header.recordCount)
         bytes += header.totalSize
+        // A control batch (a leader's no-op entry) is not data: it is labelled, whether or not records are
+        // shown, and its record is never printed as a data record.
+        guard !header.isControl else {
+            controlBatches += 1
+            dumpControl(raw)
+            return
+        }
+        recordCount += Int(header.recordCount)
         guard showRecords else { return }
         do {
             for record in try RecordBatch.records(in: raw) { Console.line("    " + describe(record)) }
         } catch {
             damaged = true
             Console.line("    records do not decode: \(error)")
+        }
+    }
+
+    /// `    control: leader change, leader 2` for each record of a control batch, or why it does not parse.
+    private mutating func dumpControl(_ raw: UnsafeRawBufferPointer) {
+        do {
+            for record in try RecordBatch.records(in: raw) {
+                Console.line("    control: \(try ControlRecord(key: record.key, value: record.value))")
+            }
+        } catch {
+            damaged = true
+            Console.line("    control: does not parse: \(error)")
         }
     }
 

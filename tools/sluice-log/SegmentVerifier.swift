@@ -81,7 +81,7 @@ struct SegmentVerifier {
     }
 
     /// Decodes (and decompresses) the records and checks them against the header and, when asked,
-    /// against the synthetic-record contract.
+    /// against the synthetic-record contract; the records of a control batch must parse as control records.
     private func decodeRecords(_ header: RecordBatchHeader, position: Int, bytes: UnsafeRawBufferPointer) throws -> [Record] {
         let records: [Record]
         do {
@@ -93,7 +93,16 @@ struct SegmentVerifier {
             throw Corruption(file: logPath, position: position, reason:
                 "record \(record.offset) has timestamp \(record.timestamp), above the batch's max timestamp \(header.maxTimestamp)")
         }
-        if let valueBytes = syntheticValueBytes, let codec = header.codec {
+        if header.isControl {
+            // Not data: the synthetic contract does not apply, the control record layout does.
+            for record in records {
+                do {
+                    _ = try ControlRecord(key: record.key, value: record.value)
+                } catch {
+                    throw Corruption(file: logPath, position: position, reason: "control record \(record.offset): \(error)")
+                }
+            }
+        } else if let valueBytes = syntheticValueBytes, let codec = header.codec {
             for record in records {
                 if let mismatch = SyntheticRecords.mismatch(record, valueBytes: valueBytes, codec: codec) {
                     throw Corruption(file: logPath, position: position, reason: "not the synthetic record: \(mismatch)")

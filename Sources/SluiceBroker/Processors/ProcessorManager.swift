@@ -260,11 +260,13 @@ final class ProcessorManager: @unchecked Sendable {
                 while position < raw.count {
                     let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
                     guard let header = try? RecordBatch.validateHeader(batch, limits: log.config.limits), header.totalSize <= batch.count else { return }
+                    defer { position += header.totalSize }
+                    // Control batches are not user data: their values would add made-up columns.
+                    guard !header.isControl else { continue }
                     let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
                     for record in (try? RecordBatch.records(in: bytes, limits: log.config.limits)) ?? [] where record.offset >= from {
                         if let value = record.value { columns.add(value: value) }
                     }
-                    position += header.totalSize
                 }
             }
         }

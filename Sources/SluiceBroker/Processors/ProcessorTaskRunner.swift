@@ -306,7 +306,8 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         }
     }
 
-    /// Walks the CRC-checked batches of `bytes` and processes each record at or after `inputOffset`.
+    /// Walks the CRC-checked batches of `bytes` and processes each record at or after `inputOffset`;
+    /// control batches are passed over (`step` still moves `inputOffset` past them).
     private func feed(_ bytes: [UInt8], to logic: inout any TaskLogic, nowMs: Int64) throws {
         let limits = source.log.config.limits
         let first = inputOffset
@@ -316,6 +317,10 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             while position < raw.count {
                 let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
                 let header = try RecordBatch.validateHeader(batch, limits: limits)
+                defer { position += header.totalSize }
+                // A control batch (a leader's no-op entry) is not input: neither its record nor its end
+                // reaches the logic, so the output is the same whether or not leadership changed.
+                guard !header.isControl else { continue }
                 let body = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
                 if header.codec == CompressionCodec.none {
                     try RecordBatch.visitRecords(section: UnsafeRawBufferPointer(rebasing: body[RecordBatchHeader.size...]),
@@ -333,7 +338,6 @@ final class ProcessorTaskRunner: @unchecked Sendable {
                     }
                 }
                 if header.lastOffset >= first { logic.batchEnded(nowMs: nowMs, into: &pending) }
-                position += header.totalSize
             }
         }
     }
