@@ -1,0 +1,211 @@
+import SluiceCore
+import SluiceLog
+import SluiceRaft
+
+/// `RaftStorage` over a partition log: the Raft log *is* the partition log. Raft index i is the i-th
+/// record batch, the batch's partition-leader-epoch field is the entry's term, and the payload of an
+/// entry is the batch's bytes. Offsets are not part of the agreement: a replica stamps each batch it
+/// persists with the next offset of its own log, which is the same on every replica because their
+/// logs match up to that entry (log matching, Raft §5.3).
+///
+/// Beside the log it keeps the file `raft-state` (term, vote, commit and the *anchor*: the index, term
+/// and offset just before the first batch the log holds), specified in storage-format/replication.md.
+/// Term and vote are written, with an fsync, whenever they change; the commit index only with them
+/// and at close (a lower commit after a crash is safe: the leader repeats it).
+///
+/// In memory it holds 8 bytes per batch (each index's base offset) and one entry per term change.
+///
+/// Threads: not thread-safe; the partition's replication driver owns it.
+final class PartitionRaftStorage: RaftStorage {
+    /// Term run: entries from `index` on have `term`, until the next run.
+    struct EpochStart: Equatable {
+        var index: UInt64
+        var term: UInt64
+    }
+
+    let directory: String
+    let log: PartitionLog
+    /// Most batch bytes one `entries` call reads (it returns a prefix beyond that).
+    let readBytesMax: Int
+    private(set) var hardState: HardState
+    private(set) var anchor: RaftStateFile.Anchor
+    /// baseOffsets[k] is the base offset of the batch at index anchor.index + 1 + k.
+    /// Invariant: strictly increasing; baseOffsets.count == lastIndex - anchor.index.
+    private var baseOffsets: [Int64] = []
+    /// Invariant: indexes and terms strictly increasing; the first starts at anchor.index + 1.
+    private var epochs: [EpochStart] = []
+    /// The offset after the last batch. Invariant: == log.logEndOffset after every call returns.
+    private(set) var endOffset: Int64
+    /// Batches the load found below the anchor (a crash between writing the anchor and deleting them).
+    private(set) var skippedBelowAnchor = 0
+
+    /// Opens the Raft view of `log`: reads `raft-state` (none: a fresh replica, anchored at the log
+    /// start) and indexes every batch from the anchor on.
+    init(directory: String, log: PartitionLog, readBytesMax: Int = 1 << 20) throws {
+        precondition(readBytesMax > 0)
+        self.directory = directory
+        self.log = log
+        self.readBytesMax = readBytesMax
+        let path = directory + "/" + RaftStateFile.name
+        if let bytes = try FileSystem.readSmallFile(path, limit: RaftStateFile.size + 1) {
+            let state = try RaftStateFile.decode(bytes, path: path)
+            hardState = state.hardState
+            anchor = state.anchor
+        } else {
+            hardState = HardState()
+            anchor = .init(index: 0, term: 0, offset: log.logStartOffset)
+        }
+        endOffset = anchor.offset
+        if log.logStartOffset > anchor.offset || log.logEndOffset < anchor.offset {
+            // Only a snapshot install interrupted after its anchor was written leaves this: finish it.
+            try log.truncateFully(startingAt: anchor.offset)
+        }
+        try indexBatches()
+        // A log that lost its unsynced tail (flush policy interval or os) may end below the saved commit.
+        hardState.commit = min(hardState.commit, lastIndex)
+    }
+
+    private func indexBatches() throws {
+        var previousTerm = anchor.term
+        try log.forEachBatchHeader(from: anchor.offset) { header in
+            guard header.baseOffset >= anchor.offset else {
+                skippedBelowAnchor += 1
+                return
+            }
+            let term = UInt64(max(0, header.partitionLeaderEpoch))
+            guard term >= previousTerm else {
+                throw ReplicationError.termGoesBack(directory: directory, offset: header.baseOffset,
+                                                   term: term, previous: previousTerm)
+            }
+            record(baseOffset: header.baseOffset, term: term)
+            endOffset = header.nextOffset
+            previousTerm = term
+        }
+    }
+
+    private func record(baseOffset: Int64, term: UInt64) {
+        baseOffsets.append(baseOffset)
+        if epochs.last?.term != term { epochs.append(EpochStart(index: lastIndex, term: term)) }
+    }
+
+    // MARK: RaftStorage
+
+    func initialState() -> HardState { hardState }
+    var firstIndex: UInt64 { anchor.index + 1 }
+    var lastIndex: UInt64 { anchor.index + UInt64(baseOffsets.count) }
+
+    func term(at index: UInt64) -> UInt64? {
+        if index == anchor.index { return anchor.term }
+        guard index > anchor.index, index <= lastIndex else { return nil }
+        // The last run starting at or before `index`.
+        var lo = 0
+        var hi = epochs.count
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if epochs[mid].index <= index { lo = mid } else { hi = mid }
+        }
+        return epochs[lo].term
+    }
+
+    func entries(from lo: UInt64, to hi: UInt64) -> [Entry] {
+        precondition(firstIndex <= lo && lo <= hi && hi <= lastIndex + 1, "entries \(lo)..<\(hi) out of range")
+        var result: [Entry] = []
+        var index = lo
+        var bytesLeft = readBytesMax
+        let upper = offset(of: hi)
+        while index < hi, bytesLeft > 0 {
+            guard let read = try? log.read(from: offset(of: index), maxBytes: bytesLeft, maxOffset: upper),
+                  read.batchCount > 0 else { break }
+            var position = 0
+            for _ in 0..<read.batchCount {
+                let size = Int(read.bytes.getBigEndian(at: position + 8, as: Int32.self)) + RecordBatchHeader.logOverhead
+                guard let term = term(at: index) else { preconditionFailure("no term at \(index) inside the log") }
+                result.append(Entry(term: term, index: index, payload: Array(read.bytes[position..<(position + size)])))
+                position += size
+                index += 1
+            }
+            bytesLeft -= read.bytes.count
+        }
+        return result
+    }
+
+    func snapshot() -> Snapshot {
+        Snapshot(metadata: SnapshotMetadata(index: anchor.index, term: anchor.term),
+                 data: RaftStateFile.snapshotData(offset: anchor.offset))
+    }
+
+    /// The base offset of the batch at `index`; the log end for lastIndex + 1.
+    func offset(of index: UInt64) -> Int64 {
+        precondition(index > anchor.index && index <= lastIndex + 1, "index \(index) outside the log")
+        return index == lastIndex + 1 ? endOffset : baseOffsets[Int(index - anchor.index - 1)]
+    }
+
+    /// The offset after the batch at `index` (the anchor offset for the anchor index).
+    func endOffset(of index: UInt64) -> Int64 {
+        precondition(index >= anchor.index && index <= lastIndex, "index \(index) outside the log")
+        return offset(of: index + 1)
+    }
+
+    // MARK: Writing (the driver, carrying out a Ready)
+
+    /// Persists entries in order, first dropping the persisted suffix from `entries[0].index` on (a
+    /// divergent, uncommitted suffix), and waits until they are as durable as the flush policy says.
+    /// Returns whether a suffix was dropped. Each payload must be a record batch (checked by the caller
+    /// when it came from the network); it is stamped with this log's next offset and the entry's term.
+    @discardableResult
+    func persist(_ entries: [Entry]) throws -> Bool {
+        let fresh = entries.drop { $0.index <= anchor.index }
+        guard let first = fresh.first else { return false }
+        precondition(first.index <= lastIndex + 1, "gap: persisting \(first.index) after \(lastIndex)")
+        var truncated = false
+        if first.index <= lastIndex {
+            try truncate(from: first.index)
+            truncated = true
+        }
+        for entry in fresh {
+            guard entry.term <= UInt64(Int32.max) else { throw ReplicationError.termTooLarge(entry.term) }
+            let info = try log.appendWithoutWaiting(RecordBatch(unchecked: entry.payload), leaderEpoch: Int32(entry.term))
+            assert(info.firstOffset == endOffset, "the log moved under its Raft storage")
+            record(baseOffset: info.firstOffset, term: entry.term)
+            endOffset = info.lastOffset + 1
+        }
+        try log.waitDurable(through: endOffset - 1)
+        return truncated
+    }
+
+    /// Drops the batches from `index` on.
+    private func truncate(from index: UInt64) throws {
+        try log.truncate(to: offset(of: index))
+        let keep = Int(index - anchor.index - 1)
+        endOffset = offset(of: index)
+        baseOffsets.removeLast(baseOffsets.count - keep)
+        while let last = epochs.last, last.index >= index { epochs.removeLast() }
+    }
+
+    /// Saves a hard state: durably when the term or vote changed (before any vote leaves), otherwise
+    /// only in memory until the next durable write.
+    func setHardState(_ state: HardState) throws {
+        let durable = state.term != hardState.term || state.vote != hardState.vote
+        hardState = state
+        if durable { try writeState() }
+    }
+
+    /// Replaces the whole log by the leader's snapshot: the log restarts empty at the offset it names.
+    /// The anchor goes to disk first, so a crash in between finishes the job at the next open.
+    func applySnapshot(_ snapshot: Snapshot) throws {
+        let offset = try RaftStateFile.snapshotOffset(snapshot.data)
+        anchor = .init(index: snapshot.metadata.index, term: snapshot.metadata.term, offset: offset)
+        hardState.commit = max(hardState.commit, snapshot.metadata.index)
+        try writeState()
+        try log.truncateFully(startingAt: offset)
+        baseOffsets = []
+        epochs = []
+        endOffset = offset
+    }
+
+    /// Writes `raft-state` (atomically, with fsync); also at close, to keep the commit index.
+    func writeState() throws {
+        let bytes = RaftStateFile.encode(.init(hardState: hardState, anchor: anchor))
+        try FileSystem.writeAtomically(bytes, to: directory + "/" + RaftStateFile.name, directory: directory)
+    }
+}

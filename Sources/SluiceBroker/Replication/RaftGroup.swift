@@ -1,0 +1,382 @@
+import Logging
+import NIOConcurrencyHelpers
+import SluiceCore
+import SluiceRaft
+
+/// Names a Raft group: a partition, or the metadata group (`GroupID.metadata`).
+struct GroupID: Hashable, Sendable, CustomStringConvertible {
+    var topic: String
+    var partition: Int32
+
+    /// The cluster metadata group travels under this reserved name (storage-format/protocol.md).
+    static let metadata = GroupID(topic: "__cluster_metadata", partition: 0)
+
+    var description: String { "\(topic)-\(partition)" }
+}
+
+/// Sends a group's messages to their `to` nodes. Must not block: a transport queues (boundedly) and
+/// may drop; Raft tolerates loss, duplication and reordering.
+protocol RaftTransport: AnyObject, Sendable {
+    func send(_ messages: [Message], group: GroupID)
+}
+
+/// What the application does with a group's progress. Called on the group's thread, one call at a
+/// time, in the order of the `Ready` steps.
+protocol RaftGroupDelegate: AnyObject, Sendable {
+    /// Entries are durable in the log (each with the offset it got). `replacedSuffix`: a divergent
+    /// suffix was dropped first, so state derived from the log must be rebuilt. `proposedHere`: these
+    /// entries were proposed by this node while it led their term (their producer state is recorded).
+    func raftGroup(_ group: RaftGroup, persisted entries: [(entry: Entry, firstOffset: Int64)], replacedSuffix: Bool, proposedHere: Bool)
+    /// The commit index moved to `index`, whose batch ends before `nextOffset` (the high watermark).
+    /// `entries` are the newly committed entries when the group delivers them (the metadata group).
+    func raftGroup(_ group: RaftGroup, committedThrough index: UInt64, nextOffset: Int64, entries: [Entry])
+    /// The leader or term this node knows changed.
+    func raftGroup(_ group: RaftGroup, leaderChanged leader: NodeID?, term: UInt64, isLeader: Bool)
+}
+
+/// When a proposal is answered.
+enum ProposalAck: Sendable {
+    /// Once this leader has it durably (`acks=leader`).
+    case persisted
+    /// Once a majority has it durably: committed (`acks=all`).
+    case committed
+}
+
+/// Where a completed proposal landed.
+struct ProposalResult: Sendable, Equatable {
+    var index: UInt64
+    var firstOffset: Int64
+    var lastOffset: Int64
+}
+
+/// Why a proposal failed (the entry may still commit later, under another leader: retry idempotently).
+enum ProposalError: Error, Equatable, Sendable {
+    case notLeader(leader: NodeID?)
+    case busy(limit: Int)
+    case stopped
+}
+
+/// One Raft group on this broker: its `RaftNode`, its log storage, and the loop that drives them.
+///
+/// Inputs (messages, ticks, proposals) are queued and handled by one run at a time on the executor
+/// it is given (the replication thread pool): the run steps the node, then carries out each `Ready` in
+/// the documented order — persist (append + fsync, hard state), then send, then report commits — and
+/// loops while the node has more. Proposals that arrive during an fsync wait in the queue and share the
+/// next one (group commit).
+///
+/// Threads: `deliver`, `tick`, `propose` and `status` may be called from any thread. Everything else
+/// runs on the executor, never on an event loop (it does file I/O).
+final class RaftGroup: @unchecked Sendable {
+    /// Queued inputs beyond which messages and ticks are dropped and proposals refused.
+    static let inboxMax = 10_000
+    /// Proposals waiting for their acknowledgement at once.
+    static let pendingMax = 100_000
+
+    /// The outcome of a proposal's admission check, run on the group's thread just before proposing.
+    enum Admission {
+        /// Propose this payload.
+        case propose([UInt8])
+        /// Answered without proposing (an idempotent producer's duplicate).
+        case settled(ProposalResult)
+    }
+
+    struct Proposal {
+        /// Runs on the group's thread with the offset the entry would start at (after every entry
+        /// proposed before it), so checks and producer-state updates stay in proposal order.
+        var admit: (_ nextOffset: Int64) throws -> Admission
+        var ack: ProposalAck
+        var completion: @Sendable (Result<ProposalResult, any Error>) -> Void
+    }
+
+    /// What other threads may read.
+    struct Status: Sendable, Equatable {
+        var leader: NodeID?
+        var term: UInt64 = 0
+        var isLeader = false
+        var commitIndex: UInt64 = 0
+        var highWatermark: Int64 = 0
+        var lastIndex: UInt64 = 0
+    }
+
+    private enum Input {
+        case message(Message)
+        case tick
+        case propose(Proposal)
+        case campaign
+        case transfer(NodeID)
+    }
+
+    private struct Pending {
+        var index: UInt64
+        var term: UInt64
+        var ack: ProposalAck
+        var completion: @Sendable (Result<ProposalResult, any Error>) -> Void
+    }
+
+    let id: GroupID
+    let storage: PartitionRaftStorage
+    private let node: RaftNode
+    private let transport: any RaftTransport
+    private weak var delegate: (any RaftGroupDelegate)?
+    private let schedule: @Sendable (@escaping @Sendable () -> Void) -> Void
+    /// Checks an entry's payload from the network before the node sees it (a record batch, CRC).
+    private let validatePayload: ([UInt8]) -> Bool
+    private let logger: Logger
+
+    private let lock = NIOLock()
+    private var inbox: [Input] = []
+    private var running = false
+    private var stopped = false
+    private var published = Status()
+
+    // Owned by the running loop.
+    private var pending: [Pending] = []
+    private var ledTerm: UInt64 = 0
+    private struct Leadership: Equatable {
+        var leader: NodeID?
+        var term: UInt64
+        var isLeader: Bool
+    }
+    private var lastReported: Leadership?
+
+    init(id: GroupID, config: RaftConfig, storage: PartitionRaftStorage, transport: any RaftTransport,
+         delegate: any RaftGroupDelegate, random: some RandomNumberGenerator,
+         schedule: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void,
+         validatePayload: @escaping ([UInt8]) -> Bool, logger: Logger) {
+        self.id = id
+        self.storage = storage
+        self.node = RaftNode(config: config, storage: storage, random: random)
+        self.transport = transport
+        self.delegate = delegate
+        self.schedule = schedule
+        self.validatePayload = validatePayload
+        self.logger = logger
+        published = Status(term: node.term, commitIndex: node.commitIndex,
+                           highWatermark: storage.endOffset(of: node.commitIndex), lastIndex: node.lastIndex)
+    }
+
+    // MARK: Inputs (any thread)
+
+    /// A message from a peer.
+    func deliver(_ message: Message) { enqueue(.message(message)) }
+    /// One logical clock tick.
+    func tick() { enqueue(.tick) }
+    /// Campaign now (tests; a broker's first start of a single-member group).
+    func campaign() { enqueue(.campaign) }
+    /// Hand leadership to `node` (clean shutdown, rebalancing).
+    func transferLeadership(to node: NodeID) { enqueue(.transfer(node)) }
+
+    /// Proposes an entry; `completion` runs on the group's thread when `ack` is reached or it fails.
+    func propose(_ proposal: Proposal) {
+        if !enqueue(.propose(proposal)) {
+            proposal.completion(.failure(stoppedOrBusy()))
+        }
+    }
+
+    /// The latest leader, term, commit and high watermark.
+    var status: Status { lock.withLock { published } }
+
+    /// Stops taking inputs; pending proposals fail. Waits for nothing: the running loop ends itself.
+    func stop() {
+        let dropped: [Input] = lock.withLock {
+            stopped = true
+            defer { inbox = [] }
+            return inbox
+        }
+        for case .propose(let proposal) in dropped { proposal.completion(.failure(ProposalError.stopped)) }
+    }
+
+    private func stoppedOrBusy() -> ProposalError {
+        lock.withLock { stopped } ? .stopped : .busy(limit: Self.inboxMax)
+    }
+
+    /// Queues an input and starts a run unless one is going; false when stopped or full.
+    @discardableResult
+    private func enqueue(_ input: Input) -> Bool {
+        let (accepted, start): (Bool, Bool) = lock.withLock {
+            guard !stopped, inbox.count < Self.inboxMax else { return (false, false) }
+            inbox.append(input)
+            if running { return (true, false) }
+            running = true
+            return (true, true)
+        }
+        if start { schedule { [self] in run() } }
+        return accepted
+    }
+
+    // MARK: The loop (executor thread)
+
+    private func run() {
+        while true {
+            let inputs: [Input]? = lock.withLock {
+                if inbox.isEmpty || stopped {
+                    running = false
+                    return nil
+                }
+                defer { inbox.removeAll(keepingCapacity: true) }
+                return inbox
+            }
+            guard let inputs else { break }
+            for input in inputs { handle(input) }
+            do {
+                try drainReady()
+            } catch {
+                // A failed persist (disk full, I/O error) must not be followed by sends: stop this group
+                // so no acknowledgement leaves for what is not on disk.
+                logger.error("replica stopped: persisting failed", metadata: ["group": "\(id)", "error": "\(error)"])
+                stop()
+                failPending(with: ProposalError.stopped)
+            }
+        }
+        if lock.withLock({ stopped }) { failPending(with: ProposalError.stopped) }
+    }
+
+    private func handle(_ input: Input) {
+        switch input {
+        case .message(let message):
+            if message.entries.contains(where: { !validatePayload($0.payload) }) {
+                logger.warning("dropped a Raft message with a malformed entry", metadata: ["group": "\(id)", "from": "\(message.from)"])
+                return
+            }
+            node.step(message)
+        case .tick:
+            node.tick()
+        case .campaign:
+            node.campaign()
+        case .transfer(let target):
+            try? node.transferLeadership(to: target)
+        case .propose(let proposal):
+            admitAndPropose(proposal)
+        }
+    }
+
+    private func admitAndPropose(_ proposal: Proposal) {
+        guard node.role == .leader else {
+            proposal.completion(.failure(ProposalError.notLeader(leader: node.leader)))
+            return
+        }
+        guard pending.count < Self.pendingMax else {
+            proposal.completion(.failure(ProposalError.busy(limit: Self.pendingMax)))
+            return
+        }
+        do {
+            switch try proposal.admit(proposedEndOffset()) {
+            case .settled(let result):
+                proposal.completion(.success(result))
+            case .propose(let payload):
+                let index = try node.propose(payload)
+                ledTerm = node.term
+                pending.append(Pending(index: index, term: node.term, ack: proposal.ack, completion: proposal.completion))
+            }
+        } catch let error as RaftError {
+            if case .notLeader(let hint) = error {
+                proposal.completion(.failure(ProposalError.notLeader(leader: hint)))
+            } else {
+                proposal.completion(.failure(ProposalError.notLeader(leader: nil)))
+            }
+        } catch {
+            proposal.completion(.failure(error))
+        }
+    }
+
+    /// The offset after every entry in the node's log, persisted or not.
+    private func proposedEndOffset() -> Int64 {
+        var end = storage.endOffset
+        guard node.lastIndex > storage.lastIndex,
+              let unstable = node.entries(from: storage.lastIndex + 1, to: node.lastIndex + 1) else { return end }
+        for entry in unstable where entry.payload.count >= RecordBatchHeader.size {
+            end += Int64(entry.payload.getBigEndian(at: RecordBatchHeader.Field.lastOffsetDelta, as: Int32.self)) + 1
+        }
+        return end
+    }
+
+    private func drainReady() throws {
+        reportLeadership()
+        while node.hasReady {
+            let ready = node.ready()
+            if let snapshot = ready.snapshot { try storage.applySnapshot(snapshot) }
+            if !ready.entries.isEmpty {
+                let replaced = try storage.persist(ready.entries)
+                let persisted = ready.entries.filter { $0.index > storage.anchor.index }
+                    .map { (entry: $0, firstOffset: storage.offset(of: $0.index)) }
+                let own = persisted.first.map { $0.entry.term == ledTerm } ?? false
+                delegate?.raftGroup(self, persisted: persisted, replacedSuffix: replaced || ready.snapshot != nil, proposedHere: own)
+                if replaced { failReplaced() }
+            }
+            if let hardState = ready.hardState { try storage.setHardState(hardState) }
+            if !ready.messages.isEmpty { transport.send(ready.messages, group: id) }
+            completePersisted()
+            let commit = node.commitIndex
+            if commit > published.commitIndex || !ready.committedEntries.isEmpty {
+                let nextOffset = storage.endOffset(of: min(commit, storage.lastIndex))
+                delegate?.raftGroup(self, committedThrough: commit, nextOffset: nextOffset, entries: ready.committedEntries)
+                completeCommitted(through: commit)
+                lock.withLock {
+                    published.commitIndex = commit
+                    published.highWatermark = nextOffset
+                }
+            }
+            node.advance()
+            reportLeadership()
+        }
+        lock.withLock { published.lastIndex = node.lastIndex }
+    }
+
+    private func reportLeadership() {
+        let now = Leadership(leader: node.leader, term: node.term, isLeader: node.role == .leader)
+        guard lastReported != now else { return }
+        lastReported = now
+        lock.withLock {
+            published.leader = now.leader
+            published.term = now.term
+            published.isLeader = now.isLeader
+        }
+        if !now.isLeader { failPending(with: ProposalError.notLeader(leader: now.leader)) }
+        delegate?.raftGroup(self, leaderChanged: now.leader, term: now.term, isLeader: now.isLeader)
+    }
+
+    private func result(_ index: UInt64) -> ProposalResult {
+        ProposalResult(index: index, firstOffset: storage.offset(of: index), lastOffset: storage.endOffset(of: index) - 1)
+    }
+
+    private func completePersisted() {
+        pending.removeAll { p in
+            guard p.ack == .persisted, p.index <= storage.lastIndex else { return false }
+            if storage.term(at: p.index) == p.term {
+                p.completion(.success(result(p.index)))
+            } else {
+                p.completion(.failure(ProposalError.notLeader(leader: node.leader)))
+            }
+            return true
+        }
+    }
+
+    private func completeCommitted(through commit: UInt64) {
+        pending.removeAll { p in
+            guard p.index <= commit, p.index <= storage.lastIndex else { return false }
+            // A committed index holding another term's entry means ours was replaced.
+            guard storage.term(at: p.index) == p.term else {
+                p.completion(.failure(ProposalError.notLeader(leader: node.leader)))
+                return true
+            }
+            guard p.ack == .committed else { return false }  // answered by completePersisted
+            p.completion(.success(result(p.index)))
+            return true
+        }
+    }
+
+    /// Proposals whose entries a new leader replaced.
+    private func failReplaced() {
+        pending.removeAll { p in
+            guard p.index <= storage.lastIndex, storage.term(at: p.index) != p.term else { return false }
+            p.completion(.failure(ProposalError.notLeader(leader: node.leader)))
+            return true
+        }
+    }
+
+    private func failPending(with error: ProposalError) {
+        let failed = pending
+        pending = []
+        for p in failed { p.completion(.failure(error)) }
+    }
+}
