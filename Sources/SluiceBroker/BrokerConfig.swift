@@ -6,12 +6,19 @@ import SluiceWire
 ///
 /// Sources, highest precedence first: command-line flags, `SLUICE_*` environment variables, the TOML
 /// file given with `--config`, the defaults here. (Flags beat the environment, which beats the file,
-/// so a one-off override never needs an edited file.)
+/// so a one-off override never needs an edited file.) After every source, `validate()` checks the settings
+/// that depend on each other and fills in what the cluster entry implies.
 public struct BrokerConfig: Sendable, Hashable {
-    public var nodeId: Int32 = 1
-    public var host = "127.0.0.1"
-    public var port = 9400
+    /// This broker's node id (`node-id`, default 1); with `cluster` set it must be given and be a member.
+    public var nodeId: Int32 = 1 { didSet { nodeIdSource = nodeIdSource ?? "node-id" } }
+    /// Host to bind (`listen` is `host:port`); with `cluster` set it may differ from the member entry's
+    /// host (0.0.0.0 binds every interface) but the port may not.
+    public var host = "127.0.0.1" { didSet { listenSource = listenSource ?? "listen" } }
+    /// Port to bind; 0 picks a free one (tests), which a cluster member cannot do.
+    public var port = 9400 { didSet { listenSource = listenSource ?? "listen" } }
+    /// Where partitions and internal topics live (`data-dir`, default `./data`); one broker per directory.
     public var dataDirectory = "./data"
+    /// Least severe log level printed (`log-level`, default `info`).
     public var logLevel = "info"
     /// Largest request frame accepted (`frame-bytes-max`).
     public var frameBytesMax = 100 * 1024 * 1024
@@ -39,13 +46,38 @@ public struct BrokerConfig: Sendable, Hashable {
     /// Topic-setting defaults (`[topic-defaults]` table), by Kafka key.
     public var topicDefaults: [String: String] = [:]
 
+    /// Static cluster membership (`cluster = "1@10.0.0.1:9400,2@10.0.0.2:9400,3@10.0.0.3:9400"`); nil
+    /// (the default, or an empty value) runs one broker on its own, as before replication existed.
+    public var cluster: ClusterConfig? = nil
+    /// The length of one Raft tick (`raft-tick-ms`, 5...10000, default 50): every Raft group's timeouts
+    /// count in ticks, so this scales them all together.
+    public var raftTickMs: Int64 = 50
+    /// Election timeout in ticks (`raft-election-ticks`, 2...1000, default 10): a follower that hears no
+    /// leader for a random time in [ticks, 2 * ticks) campaigns. The default takes 0.5 to 1 s.
+    public var raftElectionTicks = 10
+    /// A leader's heartbeat interval in ticks (`raft-heartbeat-ticks`, default 1); must be below
+    /// `raftElectionTicks` so that followers hear a live leader before they time out.
+    public var raftHeartbeatTicks = 1
+    /// Most entry bytes in one append message to a follower (`raft-append-bytes-max`, 1 KiB...1 GiB,
+    /// default 1 MiB); one larger entry still travels alone, so a follower always makes progress.
+    public var raftAppendBytesMax = 1 << 20
+
+    /// Where `listen` and `node-id` were given (a flag, variable or file line; a direct assignment counts
+    /// as "given" too); nil while they are defaults, which is when `validate()` may fill them in.
+    private(set) var listenSource: String?
+    private(set) var nodeIdSource: String?
+
+    /// The embedded defaults.
     public init() {}
 
     /// The `host:port` form.
     public var listen: String { "\(host):\(port)" }
 
+    /// A refused setting, naming where it came from and what is accepted.
     public struct Error: Swift.Error, CustomStringConvertible, Sendable {
+        /// The readable message.
         public var description: String
+        /// An error with message `description`.
         public init(_ description: String) { self.description = description }
     }
 
@@ -58,13 +90,16 @@ public struct BrokerConfig: Sendable, Hashable {
             return number
         }
         switch key {
-        case "node-id": nodeId = Int32(try int(0...Int(Int32.max)))
+        case "node-id":
+            nodeId = Int32(try int(0...Int(Int32.max)))
+            nodeIdSource = source
         case "listen":
             guard let (host, port) = Self.parseHostPort(value) else {
                 throw Error("\(source): listen must be host:port (for example 127.0.0.1:9400), got '\(value)'")
             }
             self.host = host
             self.port = port
+            listenSource = source
         case "data-dir":
             guard !value.isEmpty else { throw Error("\(source): data-dir must not be empty") }
             dataDirectory = value
@@ -80,6 +115,12 @@ public struct BrokerConfig: Sendable, Hashable {
         case "processor-threads": processorThreads = try int(1...64)
         case "processor-state-bytes-max": processorStateBytesMax = try int((1 << 20)...(1 << 40))
         case "processor-checkpoint-interval-ms": processorCheckpointIntervalMs = Int64(try int(10...3_600_000))
+        case "cluster": cluster = try Self.parseCluster(value, source: source)
+        case "raft-tick-ms": raftTickMs = Int64(try int(5...10_000))
+        case "raft-election-ticks": raftElectionTicks = try int(2...1_000)
+        // Below the largest election timeout; validate() compares it with the one actually set.
+        case "raft-heartbeat-ticks": raftHeartbeatTicks = try int(1...999)
+        case "raft-append-bytes-max": raftAppendBytesMax = try int((1 << 10)...(1 << 30))
         default:
             if key.hasPrefix("topic-defaults.") {
                 let topicKey = String(key.dropFirst("topic-defaults.".count))
@@ -91,7 +132,45 @@ public struct BrokerConfig: Sendable, Hashable {
                 topicDefaults[topicKey] = value
                 return
             }
-            throw Error("\(source): unknown setting '\(key)'; known: node-id, listen, data-dir, log-level, frame-bytes-max, io-threads, fetch-wait-ms-max, retention-check-interval-ms, processor-threads, processor-state-bytes-max, processor-checkpoint-interval-ms, [topic-defaults] keys")
+            throw Error("\(source): unknown setting '\(key)'; known: \(Self.settingKeys.joined(separator: ", ")), [topic-defaults] keys")
+        }
+    }
+
+    /// An empty value means "no cluster", so `--cluster ''` or `SLUICE_CLUSTER=` undoes a file's list.
+    private static func parseCluster(_ value: String, source: String) throws -> ClusterConfig? {
+        guard !value.trimmed().isEmpty else { return nil }
+        do {
+            return try ClusterConfig.parse(value)
+        } catch {
+            // "--cluster: entry 2 ..." needs no key name; "b.toml line 3, cluster: entry 2 ..." does.
+            let context = source.lowercased().contains("cluster") ? source : "\(source), cluster"
+            throw Error("\(context): \(error)")
+        }
+    }
+
+    /// Checks the settings that depend on each other, once every source is applied, and fills in what
+    /// the cluster implies: without an explicit `listen`, a member binds its own entry's `host:port`.
+    /// Without `cluster` only the Raft timing is checked, and nothing changes.
+    public mutating func validate() throws {
+        guard raftHeartbeatTicks < raftElectionTicks else {
+            throw Error("raft-heartbeat-ticks (\(raftHeartbeatTicks)) must be less than raft-election-ticks (\(raftElectionTicks)): followers would time out between a live leader's heartbeats")
+        }
+        guard let cluster else { return }
+        let ids = cluster.ids.map(String.init).joined(separator: ", ")
+        guard let nodeIdSource else {
+            throw Error("node-id must be given with cluster: say which of the members \(ids) this broker is")
+        }
+        guard let entry = cluster.member(nodeId) else {
+            throw Error("\(nodeIdSource): node-id \(nodeId) is not a member of the cluster; its members are \(ids)")
+        }
+        guard let listenSource else {
+            (host, port) = (entry.host, entry.port)
+            return
+        }
+        // Others reach this broker at its entry, so binding another port would leave them knocking at
+        // a closed door. Another host is fine: 0.0.0.0 or an internal interface behind the advertised name.
+        guard port == entry.port else {
+            throw Error("\(listenSource): listen port \(port) differs from this broker's cluster entry \(entry); other brokers and clients connect to \(entry.address), so listen on port \(entry.port) (any host, e.g. 0.0.0.0:\(entry.port)) or correct the entry")
         }
     }
 
@@ -104,10 +183,14 @@ public struct BrokerConfig: Sendable, Hashable {
         }
     }
 
-    static let environmentKeys: Set<String> = [
+    /// Every top-level setting, in the order error messages list them.
+    static let settingKeys = [
         "node-id", "listen", "data-dir", "log-level", "frame-bytes-max", "io-threads", "fetch-wait-ms-max",
         "retention-check-interval-ms", "processor-threads", "processor-state-bytes-max", "processor-checkpoint-interval-ms",
+        "cluster", "raft-tick-ms", "raft-election-ticks", "raft-heartbeat-ticks", "raft-append-bytes-max",
     ]
+
+    static let environmentKeys = Set(settingKeys)
 
     /// Applies a TOML file's text (the subset `TOMLSubset` reads).
     public mutating func apply(toml text: String, path: String) throws {
