@@ -1,7 +1,9 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import SluiceCompression
 import SluiceCore
 import SluiceLog
+import SluiceRaft
 import SluiceWire
 
 // Produce: validate each batch (length, CRC, record count and structure, timestamps), check the
@@ -19,19 +21,42 @@ extension Broker {
             var firstOffset: Int64
             var lastOffset: Int64
             var error: WireError?
+            /// A replicated partition's answer: first and last offset once its Raft group acknowledged.
+            var replicated: EventLoopFuture<(Int64, Int64)>?
         }
 
         var items: [Item]
 
         /// Some partition's answer must wait for an fsync (`flush.policy=always`): finish on the I/O pool.
         var waitsForFsync: Bool {
-            items.contains { $0.error == nil && $0.log?.config.flushPolicy == .always }
+            items.contains { $0.error == nil && $0.replicated == nil && $0.log?.config.flushPolicy == .always }
+        }
+
+        /// Waits for the replicated partitions' acknowledgements and puts their offsets or errors in place.
+        func settlingReplicated(on eventLoop: any EventLoop, _ wireError: @escaping @Sendable (any Error) -> WireError) -> EventLoopFuture<WrittenProduce> {
+            let pending = items.enumerated().compactMap { i, item in item.replicated.map { (i, $0) } }
+            guard !pending.isEmpty else { return eventLoop.makeSucceededFuture(self) }
+            return EventLoopFuture.whenAllComplete(pending.map(\.1), on: eventLoop).map { results in
+                var settled = self
+                for ((i, _), result) in zip(pending, results) {
+                    settled.items[i].replicated = nil
+                    switch result {
+                    case .success(let (first, last)):
+                        settled.items[i].firstOffset = first
+                        settled.items[i].lastOffset = last
+                        settled.items[i].log = nil
+                    case .failure(let error):
+                        settled.items[i].error = wireError(error)
+                    }
+                }
+                return settled
+            }
         }
     }
 
     /// Phase one, run for one connection's produce requests strictly in arrival order: validate and
     /// write every batch (so an idempotent producer's pipelined batches are checked in sequence order).
-    func writeProduce(_ request: ProduceRequest) -> WrittenProduce {
+    func writeProduce(_ request: ProduceRequest, eventLoop: any EventLoop) -> WrittenProduce {
         var items: [WrittenProduce.Item] = []
         for topic in request.topics {
             for requested in topic.partitions {
@@ -39,6 +64,13 @@ extension Broker {
                     let partition = try registry.partition(topic.name, requested.partition)
                     if registry.topic(topic.name)?.isInternal == true {
                         throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; clients cannot produce to it")
+                    }
+                    if let group = partition.replica {
+                        let replicated = try propose(requested.records, to: partition, group: group, acks: request.acks,
+                                                     timeoutMs: request.timeoutMs, eventLoop: eventLoop)
+                        items.append(.init(topic: topic.name, partition: requested.partition, target: partition, log: nil,
+                                           firstOffset: -1, lastOffset: -1, replicated: replicated))
+                        continue
                     }
                     let (first, last, log) = try write(requested.records, to: partition)
                     items.append(.init(topic: topic.name, partition: requested.partition, target: partition, log: log,
@@ -60,6 +92,9 @@ extension Broker {
             var answer: ProduceResponse.Partition
             if let error = item.error {
                 answer = .init(partition: item.partition, error: error.code, errorMessage: error.message, baseOffset: -1, logStartOffset: -1)
+            } else if let target = item.target, item.log == nil, item.firstOffset >= 0 {
+                // Replicated: acknowledged by its Raft group already.
+                answer = .init(partition: item.partition, baseOffset: item.firstOffset, logStartOffset: target.log.logStartOffset)
             } else if let target = item.target, let log = item.log {
                 do {
                     try log.waitDurable(through: item.lastOffset)
@@ -81,9 +116,51 @@ extension Broker {
         return ProduceResponse(topics: topics)
     }
 
-    /// Writes every batch in `records`; returns the first batch's first offset, the last batch's last,
-    /// and the log written to.
-    private func write(_ records: ByteBuffer, to partition: Partition) throws -> (Int64, Int64, PartitionLog) {
+    /// Proposes every batch in `records` to the partition's Raft group (this broker must lead it); the
+    /// future gives the first batch's first offset and the last batch's last once `acks` is met:
+    /// `all` when a majority has them durably, `leader` when this broker has.
+    private func propose(_ records: ByteBuffer, to partition: Partition, group: RaftGroup, acks: Acks, timeoutMs: Int32,
+                         eventLoop: any EventLoop) throws -> EventLoopFuture<(Int64, Int64)> {
+        let status = group.status
+        guard status.isLeader else { throw notLeaderError(partition, leader: status.leader) }
+        let batches = try checkedBatches(records, for: partition)
+        let futures = batches.map { batch, header in
+            let promise = eventLoop.makePromise(of: ProposalResult.self)
+            let once = NIOLockedValueBox(false)
+            let complete: @Sendable (Result<ProposalResult, any Error>) -> Void = { result in
+                let first = once.withLockedValue { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { promise.completeWith(result) }
+            }
+            // Without a majority the entry cannot commit: answer within the request's timeout instead of
+            // holding the producer. The entry may still commit later; an idempotent retry is safe.
+            let timeout = eventLoop.scheduleTask(in: .milliseconds(Int64(max(1, timeoutMs)))) {
+                complete(.failure(WireError(.notEnoughReplicas,
+                    "\(partition.topic)-\(partition.index) was not acknowledged by a majority of its replicas within \(timeoutMs) ms; "
+                    + "check that most of its brokers are up, then retry")))
+            }
+            group.propose(.init(admit: { next in try partition.admit(batch, header: header, nextOffset: next) },
+                                ack: acks == .all ? .committed : .persisted,
+                                completion: { result in
+                                    timeout.cancel()
+                                    complete(result)
+                                }))
+            return promise.futureResult
+        }
+        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).flatMapThrowing { [self] results in
+            guard let first = results.first, let last = results.last else { throw WireError(.invalidRecord, "no record batch") }
+            return (first.firstOffset, last.lastOffset)
+        }.flatMapErrorThrowing { [self] error in
+            if case ProposalError.notLeader(let leader) = error { throw notLeaderError(partition, leader: leader) }
+            throw error
+        }
+    }
+
+    /// Cuts and fully checks every batch of a produce request's records (refusing the request whole on
+    /// the first bad one), recompressing where the topic's `compression.type` asks for it.
+    private func checkedBatches(_ records: ByteBuffer, for partition: Partition) throws -> [(RecordBatch, RecordBatchHeader)] {
         guard let topic = registry.topic(partition.topic) else {
             throw WireError(.unknownTopicOrPartition, "topic '\(partition.topic)' was deleted")
         }
@@ -91,10 +168,7 @@ extension Broker {
         let limits = partition.log.config.limits
         let required = CompressionCodec(name: topic.config.value("compression.type", defaults: registry.defaults))
         var remaining = records
-        var first: Int64?
-        var last: Int64 = -1
         guard remaining.readableBytes > 0 else { throw WireError(.invalidRecord, "the produce request holds no record batch") }
-        // Every batch is checked before any is stored: a request is refused whole, never half-stored.
         var batches: [(RecordBatch, RecordBatchHeader)] = []
         while remaining.readableBytes > 0 {
             var (batch, header) = try Self.takeBatch(&remaining, maxMessageBytes: maxBytes, limits: limits)
@@ -103,6 +177,16 @@ extension Broker {
             }
             batches.append((batch, header))
         }
+        return batches
+    }
+
+    /// Writes every batch in `records`; returns the first batch's first offset, the last batch's last,
+    /// and the log written to.
+    private func write(_ records: ByteBuffer, to partition: Partition) throws -> (Int64, Int64, PartitionLog) {
+        var first: Int64?
+        var last: Int64 = -1
+        // Every batch is checked before any is stored: a request is refused whole, never half-stored.
+        let batches = try checkedBatches(records, for: partition)
         var written = partition.log
         for (batch, header) in batches {
             let (outcome, log) = try partition.appendWithoutWaiting(batch, header: header)

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import SluiceCore
 import SluiceLog
+import SluiceRaft
 import SluiceWire
 
 /// The broker: listens for clients, routes their requests to topics, partitions and groups, and owns
@@ -21,6 +22,10 @@ public final class Broker: @unchecked Sendable {
     let groups: GroupCoordinator
     let producerIds: ProducerIdAllocator
     let processors: ProcessorManager
+    /// With `--cluster`: this broker's Raft groups and the transport between brokers; nil alone.
+    let replicaManager: ReplicaManager?
+    /// With `--cluster`: this broker's copy of the cluster metadata.
+    let metadataReplica: MetadataReplica?
     let ioPool: NIOThreadPool
     let eventLoopGroup: any EventLoopGroup
     let lock = NIOLock()
@@ -52,6 +57,21 @@ public final class Broker: @unchecked Sendable {
         self.ioPool = NIOThreadPool(numberOfThreads: config.ioThreads)
         self.processors = ProcessorManager(registry: registry, producerIds: producerIds, config: config,
                                            eventLoopGroup: eventLoopGroup, logger: logger)
+        if let cluster = config.cluster {
+            let settings = ReplicaManager.Settings(tickMs: config.raftTickMs, electionTicks: config.raftElectionTicks,
+                                                   heartbeatTicks: config.raftHeartbeatTicks, appendBytesMax: config.raftAppendBytesMax,
+                                                   threads: config.ioThreads)
+            replicaManager = ReplicaManager(nodeId: NodeID(config.nodeId), cluster: cluster, settings: settings,
+                                            group: eventLoopGroup, logger: logger)
+            let box = WeakBroker()
+            metadataReplica = MetadataReplica(directory: config.dataDirectory + "/meta/cluster", logger: logger) { command, state in
+                box.broker?.applied(command, state: state)
+            }
+            box.broker = self
+        } else {
+            replicaManager = nil
+            metadataReplica = nil
+        }
     }
 
     /// The port actually bound (differs from the configured one when that was 0).
@@ -68,6 +88,9 @@ public final class Broker: @unchecked Sendable {
             try groups.load(offsetsPartitions: config.offsetsTopicPartitions)
             // Before the server listens, so no processor request finds the registry unread.
             try processors.load()
+            if let replicaManager, let metadataReplica {
+                try startReplication(replicaManager, metadata: metadataReplica, on: eventLoopGroup.next())
+            }
         }
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -124,7 +147,11 @@ public final class Broker: @unchecked Sendable {
             self.releaseIdleWaiters()
         }
         await processors.shutdown()
+        let replicaGroups = await replicaManager?.shutdown() ?? []
         try? await ioPool.runIfActive { [self] in
+            // Keep each replica's commit index for the next start (term and vote are always on disk).
+            for group in replicaGroups { try? group.storage.writeState() }
+            if let log = metadataReplica?.group?.storage.log { try? log.close() }
             registry.closeAll()
             dataLock?.release()
         }
@@ -236,14 +263,19 @@ public final class Broker: @unchecked Sendable {
                 return eventLoop.makeSucceededFuture(response(ApiVersionsResponse(apis: apis, brokerSoftware: Self.software), header))
             case .metadata:
                 let request = try MetadataRequest.decode(frame.body, version: header.apiVersion)
+                if let replicaManager {
+                    return eventLoop.makeSucceededFuture(response(clusterMetadata(request, manager: replicaManager), header))
+                }
                 return eventLoop.makeSucceededFuture(response(metadata(request), header))
             case .produce:
                 let request = try ProduceRequest.decode(frame.body, version: header.apiVersion)
                 // Writes happen in arrival order per connection; durability waits overlap.
                 let previous = connection.produceTail ?? eventLoop.makeSucceededVoidFuture()
-                let written = previous.flatMap { [self] in ioPool.runIfActive(eventLoop: eventLoop) { [self] in writeProduce(request) } }
+                let written = previous.flatMap { [self] in ioPool.runIfActive(eventLoop: eventLoop) { [self] in writeProduce(request, eventLoop: eventLoop) } }
                 connection.produceTail = written.map { _ in () }.recover { _ in () }
                 return written.flatMap { [self] written in
+                    written.settlingReplicated(on: eventLoop) { [self] error in wireError(for: error, api: .produce) }
+                }.flatMap { [self] written in
                     // Only flush.policy=always waits for an fsync; otherwise the answer is built here,
                     // saving a thread hand-off per request.
                     guard written.waitsForFsync else {
@@ -263,15 +295,24 @@ public final class Broker: @unchecked Sendable {
                 return onPool(eventLoop) { [self] in response(listOffsets(request), header) }
             case .createTopics:
                 let request = try CreateTopicsRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil {
+                    return createTopicsInCluster(request, eventLoop: eventLoop).map { [self] in response($0, header) }
+                }
                 return onPool(eventLoop) { [self] in response(createTopics(request), header) }
             case .deleteTopics:
                 let request = try DeleteTopicsRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil {
+                    return deleteTopicsInCluster(request, eventLoop: eventLoop).map { [self] in response($0, header) }
+                }
                 return onPool(eventLoop) { [self] in response(deleteTopics(request), header) }
             case .describeConfigs:
                 let request = try DescribeConfigsRequest.decode(frame.body, version: header.apiVersion)
                 return eventLoop.makeSucceededFuture(response(describeConfigs(request), header))
             case .alterConfigs:
                 let request = try AlterConfigsRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil {
+                    throw WireError(.invalidRequest, "changing topic settings in a cluster is not supported yet; set them at creation")
+                }
                 return onPool(eventLoop) { [self] in response(alterConfigs(request), header) }
             case .initProducerId:
                 let request = try InitProducerIdRequest.decode(frame.body, version: header.apiVersion)
@@ -297,9 +338,14 @@ public final class Broker: @unchecked Sendable {
                 return eventLoop.makeSucceededFuture(response(groups.describe(request), header))
             case .createProcessor, .listProcessors, .describeProcessor, .alterProcessor:
                 return try routeProcessor(api, frame, eventLoop: eventLoop)
-            case .raftMessages, .describeCluster:
-                // Until this broker runs replication (issue 5, in progress) it is never part of a cluster.
-                throw WireError(.invalidRequest, "\(api) is for brokers started with --cluster; this broker runs alone")
+            case .raftMessages:
+                guard let replicaManager else {
+                    throw WireError(.invalidRequest, "RaftMessages is for brokers started with --cluster; this broker runs alone")
+                }
+                let request = try RaftMessagesRequest.decode(frame.body, version: header.apiVersion)
+                return eventLoop.makeSucceededFuture(response(replicaManager.deliver(request), header))
+            case .describeCluster:
+                throw WireError(.invalidRequest, "DescribeCluster is not implemented yet")
             }
         } catch {
             return eventLoop.makeSucceededFuture(errorResponse(wireError(for: error, api: api), header))
@@ -365,4 +411,9 @@ final class DataDirectoryLock: @unchecked Sendable {
     }
 
     deinit { release() }
+}
+
+/// Lets the metadata replica call back into the broker that owns it without a reference cycle.
+final class WeakBroker: @unchecked Sendable {
+    weak var broker: Broker?
 }

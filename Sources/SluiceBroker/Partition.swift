@@ -24,11 +24,22 @@ final class Partition: @unchecked Sendable {
     /// Most fetches that may wait on one partition at once; more are answered at once (empty).
     static let waitersMax = 10_000
 
-    init(topic: String, index: Int32, directory: String, log: PartitionLog) {
+    let logger: Logger
+    /// The partition's Raft group when the broker runs in a cluster and hosts a replica of it.
+    private var replicaGroup: RaftGroup?
+
+    init(topic: String, index: Int32, directory: String, log: PartitionLog, logger: Logger = Logger(label: "sluiced.partition")) {
         self.topic = topic
         self.index = index
         self.directory = directory
         self.currentLog = log
+        self.logger = logger
+    }
+
+    /// The Raft group replicating this partition, nil when it is not replicated here.
+    var replica: RaftGroup? {
+        get { lock.withLock { replicaGroup } }
+        set { lock.withLock { replicaGroup = newValue } }
     }
 
     var log: PartitionLog { lock.withLock { currentLog } }
@@ -53,6 +64,30 @@ final class Partition: @unchecked Sendable {
             }
         }
         if FileSystem.exists(path) { try FileSystem.remove(path) }
+        appendLock.withLock { producers = table }
+    }
+
+    /// Runs `body` on the producer-state table under the append lock.
+    func withProducers<R>(_ body: (inout ProducerStateTable) throws -> R) rethrows -> R {
+        try appendLock.withLock { try body(&producers) }
+    }
+
+    /// Records batches a replica stored (with their first offsets) in the producer-state table.
+    func recordProducers(_ batches: [(RecordBatchHeader, Int64)]) {
+        appendLock.withLock {
+            for (header, first) in batches {
+                producers.record(header, firstOffset: first, lastOffset: first + Int64(header.lastOffsetDelta))
+            }
+        }
+    }
+
+    /// Rebuilds the producer-state table from every batch header in the log (after a replica dropped a
+    /// divergent suffix, whose batches it may have counted).
+    func rebuildProducerState() throws {
+        var table = ProducerStateTable()
+        try log.forEachBatchHeader(from: log.logStartOffset) { header in
+            table.record(header, firstOffset: header.baseOffset, lastOffset: header.lastOffset)
+        }
         appendLock.withLock { producers = table }
     }
 

@@ -25,10 +25,22 @@ extension PartitionLog {
     /// The offset below which consumers may read: with `FlushPolicy.always` only what is on stable
     /// storage (a consumer must never see, and commit past, records a crash can take back); with the
     /// other policies everything appended, as they acknowledge before the fsync anyway.
+    /// A replicated partition's readers stop at the commit point as well (`setReplicatedHighWatermark`).
     public var highWatermark: Int64 {
-        let end = logEndOffset
+        let current = snapshot()
+        var end = current.logEndOffset
+        if let committed = current.replicatedHighWatermark { end = min(end, committed) }
         guard config.flushPolicy == .always else { return end }
         return min(end, groupCommit.durable)
+    }
+
+    /// Marks the log as a replica whose records are readable only below `offset` (the end of what its
+    /// Raft group committed). Committed records are never taken back, so it only moves forward.
+    public func setReplicatedHighWatermark(_ offset: Int64) {
+        publish { view in
+            assert(offset >= (view.replicatedHighWatermark ?? 0), "the committed end never moves back")
+            view.replicatedHighWatermark = max(offset, view.replicatedHighWatermark ?? 0)
+        }
     }
 
     /// True once `close` ran: maintenance skips the log.

@@ -53,6 +53,9 @@ public final class PartitionLog: @unchecked Sendable {
         /// Where the active segment's valid bytes end, consistent with `logEndOffset`.
         var activeEndPosition: Int
         var closed: Bool
+        /// With replication: the end of the committed batches (Raft's commit index). Readers never see
+        /// past it, whatever this replica holds. nil for a partition that is not replicated.
+        var replicatedHighWatermark: Int64? = nil
 
         var active: LogSegment {
             guard let last = segments.last else { preconditionFailure("a log always has an active segment") }

@@ -1,0 +1,180 @@
+import Logging
+import NIOCore
+import SluiceCore
+import SluiceLog
+import SluiceRaft
+import SluiceWire
+
+// Cluster mode (`--cluster`): the metadata group decides which topics exist and where their replicas
+// live; each hosted partition runs its own Raft group; admin requests become metadata commands.
+
+extension Broker {
+    /// Where the metadata group keeps its log and its applied-state snapshot.
+    var clusterDirectory: String { config.dataDirectory + "/meta/cluster" }
+
+    /// Opens the metadata group and a replica of every hosted partition the saved metadata names, then
+    /// starts ticking. Runs on the I/O pool during `start`, before the broker listens.
+    func startReplication(_ manager: ReplicaManager, metadata: MetadataReplica, on loop: any EventLoop) throws {
+        try metadata.load()
+        for hosted in metadata.state.partitions(hostedBy: config.nodeId) {
+            try ensureLocalTopic(hosted.topic, metadata.state)
+            try startReplica(hosted.topic, hosted.partition, replicas: hosted.replicas, manager: manager)
+        }
+        let directory = clusterDirectory + "/log"
+        let log = try PartitionLog.open(directory: directory, config: LogConfig(segmentBytes: 64 << 20), logger: logger)
+        let storage = try PartitionRaftStorage(directory: directory, log: log, readBytesMax: config.raftAppendBytesMax)
+        let group = try manager.addGroup(.metadata, peers: manager.cluster.ids.map { NodeID($0) }, storage: storage,
+                                         delegate: metadata, deliversCommittedEntries: true)
+        metadata.group = group
+        manager.start(on: loop)
+    }
+
+    /// Acts on a command the metadata group applied: opens the replicas this broker hosts of a new topic,
+    /// removes a deleted one. Runs on the metadata group's thread.
+    func applied(_ command: MetadataCommand, state: ClusterMetadata) {
+        guard let manager = replicaManager else { return }
+        do {
+            switch command {
+            case .createTopic(let name, let replicas, _, _):
+                try ensureLocalTopic(name, state)
+                for (index, members) in replicas.enumerated() where members.contains(config.nodeId) {
+                    try startReplica(name, Int32(index), replicas: members, manager: manager)
+                }
+            case .deleteTopic(let name):
+                if let topic = registry.topic(name) {
+                    for partition in topic.partitions { manager.removeGroup(GroupID(topic: name, partition: partition.index)) }
+                    try registry.delete(name: name, allowInternal: true)
+                }
+            case .alterTopicConfig, .createPartitions:
+                logger.warning("metadata command not acted on locally yet", metadata: ["command": "\(command)"])
+            }
+            groups.topicsChanged()
+        } catch {
+            logger.error("cannot act on a metadata command", metadata: ["command": "\(command)", "error": "\(error)"])
+        }
+    }
+
+    /// Creates the topic's directories here unless they exist.
+    private func ensureLocalTopic(_ name: String, _ state: ClusterMetadata) throws {
+        guard registry.topic(name) == nil, let assignment = state.topics[name] else { return }
+        let configs = assignment.configs.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) }
+        try registry.create(name: name, partitions: Int32(assignment.replicas.count), configs: configs, allowInternal: true)
+    }
+
+    private func startReplica(_ topic: String, _ index: Int32, replicas: [Int32], manager: ReplicaManager) throws {
+        let partition = try registry.partition(topic, index)
+        guard partition.replica == nil else { return }
+        let storage = try PartitionRaftStorage(directory: partition.directory, log: partition.log, readBytesMax: config.raftAppendBytesMax)
+        // Readers stop at what is known committed before the group says more.
+        partition.log.setReplicatedHighWatermark(storage.endOffset(of: storage.initialState().commit))
+        partition.replica = try manager.addGroup(GroupID(topic: topic, partition: index), peers: replicas.map { NodeID($0) },
+                                                 storage: storage, delegate: partition, deliversCommittedEntries: false)
+    }
+
+    // MARK: Admin in a cluster
+
+    /// The metadata group's leader ("controller"), or an error naming it for the client to go there.
+    func requireController() throws -> MetadataReplica {
+        guard let metadata = metadataReplica, let status = metadata.group?.status else {
+            throw WireError(.brokerShuttingDown, "the metadata group is not running")
+        }
+        guard status.isLeader else {
+            let leader = status.leader.flatMap { id in replicaManager?.cluster.member(Int32(truncatingIfNeeded: id)) }
+            throw WireError(.notLeader, leader.map { "broker \(config.nodeId) is not the controller; broker \($0.id) at \($0.address) is" }
+                ?? "broker \(config.nodeId) is not the controller and no controller is elected yet; retry shortly")
+        }
+        return metadata
+    }
+
+    func createTopicsInCluster(_ request: CreateTopicsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {
+        let futures: [EventLoopFuture<TopicResult>] = request.topics.map { topic in
+            do {
+                let metadata = try requireController()
+                let brokers = replicaManager?.cluster.ids ?? []
+                let factor = topic.replicationFactor == -1 ? min(3, brokers.count) : Int(topic.replicationFactor)
+                let replicas: [[Int32]]
+                do {
+                    replicas = try ClusterMetadata.place(partitions: Int(topic.partitions), replicationFactor: factor,
+                                                         brokers: brokers, existing: metadata.state)
+                } catch {
+                    throw WireError(factor < 1 || factor > brokers.count ? .invalidReplicationFactor : .invalidPartitions, "\(error)")
+                }
+                var configs: [String: String] = [:]
+                for entry in topic.configs { configs[entry.key] = entry.value }
+                let command = MetadataCommand.createTopic(name: topic.name, replicas: replicas, configs: configs, isInternal: false)
+                if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
+                if request.validateOnly { return eventLoop.makeSucceededFuture(TopicResult(name: topic.name)) }
+                return outcome(metadata.propose(command, on: eventLoop), name: topic.name, api: .createTopics)
+            } catch {
+                return eventLoop.makeSucceededFuture(topicFailure(topic.name, error, api: .createTopics))
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).map { TopicResultsResponse(topics: $0) }
+    }
+
+    func deleteTopicsInCluster(_ request: DeleteTopicsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {
+        let futures: [EventLoopFuture<TopicResult>] = request.names.map { name in
+            do {
+                let metadata = try requireController()
+                if metadata.state.topics[name]?.isInternal == true {
+                    throw WireError(.invalidTopic, "'\(name)' is an internal topic and cannot be deleted")
+                }
+                let command = MetadataCommand.deleteTopic(name: name)
+                if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
+                return outcome(metadata.propose(command, on: eventLoop), name: name, api: .deleteTopics)
+            } catch {
+                return eventLoop.makeSucceededFuture(topicFailure(name, error, api: .deleteTopics))
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).map { TopicResultsResponse(topics: $0) }
+    }
+
+    private func outcome(_ future: EventLoopFuture<MetadataOutcome>, name: String, api: ApiKey) -> EventLoopFuture<TopicResult> {
+        future.map { outcome in
+            switch outcome {
+            case .applied: return TopicResult(name: name)
+            case .rejected(let rejection): return TopicResult(name: name, error: rejection.errorCode, errorMessage: rejection.message)
+            }
+        }.recover { [self] error in topicFailure(name, error, api: api) }
+    }
+
+    private func topicFailure(_ name: String, _ error: any Error, api: ApiKey) -> TopicResult {
+        let wire = wireError(for: error, api: api)
+        return TopicResult(name: name, error: wire.code, errorMessage: wire.message)
+    }
+
+    // MARK: Metadata and status
+
+    /// Every member as a broker; per partition the leader this broker knows and the assigned replicas.
+    func clusterMetadata(_ request: MetadataRequest, manager: ReplicaManager) -> MetadataResponse {
+        let brokers = manager.cluster.members.map { BrokerMetadata(nodeId: $0.id, host: $0.host, port: Int32($0.port)) }
+        let state = metadataReplica?.state ?? ClusterMetadata()
+        let controller = metadataReplica?.group?.status.leader.map { Int32(truncatingIfNeeded: $0) } ?? -1
+        let names = request.topics ?? registry.allTopics.filter { request.includeInternal || !$0.isInternal }.map(\.name)
+        let topics = names.map { name -> TopicMetadata in
+            guard let topic = registry.topic(name) else {
+                return TopicMetadata(error: .unknownTopicOrPartition, errorMessage: "topic '\(name)' does not exist",
+                                     name: name, isInternal: false, partitions: [])
+            }
+            let assignment = state.topics[name]
+            let partitions = topic.partitions.map { partition in
+                let log = partition.log
+                let leader = partition.replica?.status.leader.map { Int32(truncatingIfNeeded: $0) }
+                    ?? (assignment == nil ? config.nodeId : -1)
+                let replicas = assignment.map { Int(partition.index) < $0.replicas.count ? $0.replicas[Int(partition.index)] : [] } ?? [config.nodeId]
+                return PartitionMetadata(partition: partition.index, leader: leader, replicas: replicas,
+                                         logStartOffset: log.logStartOffset, highWatermark: log.highWatermark,
+                                         sizeBytes: Int64(log.sizeInBytes))
+            }
+            return TopicMetadata(name: topic.name, isInternal: topic.isInternal, partitions: partitions)
+        }
+        return MetadataResponse(brokers: brokers, controllerId: controller, topics: topics)
+    }
+
+    /// The leader's view for errors: which broker leads `partition`, to tell a client where to go.
+    func notLeaderError(_ partition: Partition, leader: NodeID?) -> WireError {
+        let member = leader.flatMap { replicaManager?.cluster.member(Int32(truncatingIfNeeded: $0)) }
+        let target = member.map { "broker \($0.id) at \($0.address) leads it" } ?? "no leader is elected yet"
+        return WireError(.notLeader, "broker \(config.nodeId) does not lead \(partition.topic)-\(partition.index); \(target). Refresh metadata and retry")
+    }
+}

@@ -1,0 +1,137 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import SluiceCore
+import SluiceLog
+import SluiceRaft
+import SluiceWire
+
+/// This broker's copy of the cluster metadata, kept by the metadata Raft group: every committed
+/// command is applied in log order to `ClusterMetadata`, then handed to the broker to act on (open
+/// or remove partitions), then the state is saved to `cluster-metadata.snapshot`, so a restart
+/// neither repeats a command nor loses one (entries at or below the saved index are skipped).
+///
+/// Each command travels as the value of the single record of one record batch (one command per Raft
+/// entry, as `ClusterMetadata.apply` requires).
+///
+/// Threads: the delegate calls come from the group's thread; `state` and `propose` from any thread.
+final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
+    static let snapshotFile = "cluster-metadata.snapshot"
+    /// Outcomes remembered for proposers that have not collected theirs yet.
+    static let outcomesMax = 10_000
+
+    let directory: String
+    private let logger: Logger
+    /// Acts on an applied command (the broker opening or removing partitions). Runs on the group's thread.
+    private let onApplied: @Sendable (MetadataCommand, ClusterMetadata) -> Void
+    private let lock = NIOLock()
+    private var current: ClusterMetadata
+    private var outcomes: [UInt64: MetadataOutcome] = [:]
+    private var metadataGroup: RaftGroup?
+
+    /// The metadata Raft group (set once during start).
+    var group: RaftGroup? {
+        get { lock.withLock { metadataGroup } }
+        set { lock.withLock { metadataGroup = newValue } }
+    }
+
+    init(directory: String, logger: Logger, onApplied: @escaping @Sendable (MetadataCommand, ClusterMetadata) -> Void) {
+        self.directory = directory
+        self.logger = logger
+        self.onApplied = onApplied
+        current = ClusterMetadata()
+    }
+
+    /// Reads the state saved after the last applied command (none: nothing applied yet).
+    func load() throws {
+        try FileSystem.createDirectory(directory)
+        let path = directory + "/" + Self.snapshotFile
+        guard let bytes = try FileSystem.readSmallFile(path, limit: 64 << 20) else { return }
+        do {
+            let saved = try ClusterMetadata.decodeSnapshot(bytes)
+            lock.withLock { current = saved }
+        } catch {
+            throw BrokerError.corruptMetadata(path: path, reason: "\(error); remove it to rebuild the metadata from the metadata log")
+        }
+    }
+
+    /// The metadata as applied so far.
+    var state: ClusterMetadata { lock.withLock { current } }
+
+    // MARK: RaftGroupDelegate
+
+    func raftGroup(_ group: RaftGroup, persisted entries: [(entry: Entry, firstOffset: Int64)], replacedSuffix: Bool, proposedHere: Bool) {}
+
+    func raftGroup(_ group: RaftGroup, committedThrough index: UInt64, nextOffset: Int64, entries: [Entry]) {
+        var changed = false
+        for entry in entries where entry.index > lock.withLock({ current.appliedIndex }) {
+            let (command, outcome) = decodeAndApply(entry)
+            lock.withLock {
+                outcomes[entry.index] = outcome
+                if outcomes.count > Self.outcomesMax, let oldest = outcomes.keys.min() { outcomes[oldest] = nil }
+            }
+            if let command, outcome == .applied { onApplied(command, state) }
+            changed = true
+        }
+        group.storage.log.setReplicatedHighWatermark(nextOffset)
+        guard changed else { return }
+        do {
+            try FileSystem.writeAtomically(state.encodeSnapshot(), to: directory + "/" + Self.snapshotFile, directory: directory)
+        } catch {
+            // The log still holds every command: a restart re-applies what the snapshot missed.
+            logger.error("cannot save the cluster metadata snapshot", metadata: ["directory": "\(directory)", "error": "\(error)"])
+        }
+    }
+
+    func raftGroup(_ group: RaftGroup, leaderChanged leader: NodeID?, term: UInt64, isLeader: Bool) {
+        logger.info("metadata leadership", metadata: ["leader": "\(leader.map { "\($0)" } ?? "none")", "term": "\(term)", "here": "\(isLeader)"])
+    }
+
+    /// A control batch (a leader's no-op) only advances the index; anything else must be one record
+    /// holding a command.
+    private func decodeAndApply(_ entry: Entry) -> (MetadataCommand?, MetadataOutcome) {
+        let batch = RecordBatch(unchecked: entry.payload)
+        if entry.payload.count >= RecordBatchHeader.size, batch.header.isControl {
+            lock.withLock { current.advance(to: entry.index) }
+            return (nil, .applied)
+        }
+        guard let records = try? batch.records(), records.count == 1, let value = records[0].value else {
+            lock.withLock { current.advance(to: entry.index) }
+            return (nil, .rejected(MetadataRejection(.malformedCommand, "metadata entry \(entry.index) is not one record holding a command")))
+        }
+        do {
+            let command = try MetadataCommand.decode(value)
+            return (command, lock.withLock { current.apply(command, index: entry.index) })
+        } catch {
+            // Every broker rejects the same bytes alike (and still advances its applied index).
+            return (nil, lock.withLock { current.apply(encoded: value, index: entry.index) })
+        }
+    }
+
+    // MARK: Proposing
+
+    /// Proposes `command` if this broker leads the metadata group; the future gives the outcome of
+    /// applying it (here, before it completes).
+    func propose(_ command: MetadataCommand, on eventLoop: any EventLoop) -> EventLoopFuture<MetadataOutcome> {
+        guard let group else { return eventLoop.makeFailedFuture(WireError(.brokerShuttingDown, "the metadata group is not running")) }
+        let bytes: [UInt8]
+        let batch: RecordBatch
+        do {
+            bytes = try command.encode()
+            batch = try RecordBatch.build(records: [Record(timestamp: SystemWallClock().nowMilliseconds(), key: nil, value: bytes)])
+        } catch {
+            return eventLoop.makeFailedFuture(WireError(.invalidRequest, "cannot encode the metadata command: \(error)"))
+        }
+        let promise = eventLoop.makePromise(of: MetadataOutcome.self)
+        group.propose(.init(admit: { _ in .propose(batch.bytes) }, ack: .committed, completion: { [self] result in
+            switch result {
+            case .success(let placed):
+                let outcome = lock.withLock { outcomes.removeValue(forKey: placed.index) }
+                promise.succeed(outcome ?? .applied)
+            case .failure(let error):
+                promise.fail(error)
+            }
+        }))
+        return promise.futureResult
+    }
+}

@@ -1,0 +1,225 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SluiceClient
+import SluiceCore
+import SluiceTestSupport
+import SluiceWire
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import SluiceBroker
+
+/// Three brokers of one cluster in this process, each with its own data directory, on fixed loopback
+/// ports (a cluster member's address is part of the configuration).
+final class ClusterHarness: @unchecked Sendable {
+    let directory = TemporaryDirectory("cluster")
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let ports: [Int32: Int]
+    private(set) var brokers: [Int32: Broker] = [:]
+    /// Each broker's own event loops, shut down with it so its connections close as a process's would.
+    private var loops: [Int32: MultiThreadedEventLoopGroup] = [:]
+
+    init(size: Int = 3) throws {
+        var ports: [Int32: Int] = [:]
+        for id in 1...Int32(size) { ports[id] = try Self.freePort() }
+        self.ports = ports
+    }
+
+    /// A port the kernel just handed out and released: free unless something grabs it meanwhile.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw SluiceClientError(.unreachable, "no free port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    var clusterText: String { ports.keys.sorted().map { "\($0)@127.0.0.1:\(ports[$0] ?? 0)" }.joined(separator: ",") }
+
+    func config(_ id: Int32) throws -> BrokerConfig {
+        var config = BrokerConfig()
+        try config.set("data-dir", directory.child("n\(id)"), source: "test")
+        try config.set("node-id", "\(id)", source: "test")
+        try config.set("cluster", clusterText, source: "test")
+        try config.set("io-threads", "4", source: "test")
+        try config.set("raft-tick-ms", "20", source: "test")
+        try config.validate()
+        return config
+    }
+
+    func start(_ id: Int32) async throws {
+        var logger = Logger(label: "broker-\(id)")
+        logger.logLevel = .warning
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let broker = Broker(config: try config(id), eventLoopGroup: loops, logger: logger)
+        try await broker.start()
+        brokers[id] = broker
+        self.loops[id] = loops
+    }
+
+    func stop(_ id: Int32) async {
+        guard let broker = brokers.removeValue(forKey: id) else { return }
+        await broker.shutdown()
+        try? await loops.removeValue(forKey: id)?.shutdownGracefully()
+    }
+
+    func client(_ id: Int32) -> SluiceClient {
+        SluiceClient(brokers: [BrokerAddress(host: "127.0.0.1", port: ports[id] ?? 0)], clientId: "cluster-test",
+                     requestTimeoutMs: 10_000, eventLoopGroup: group)
+    }
+
+    /// Polls until `condition` holds (elections take a few hundred milliseconds); false after `timeoutMs`.
+    func eventually(timeoutMs: Int = 10_000, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(timeoutMs) * 1_000_000
+        while MonotonicClock.nowNanoseconds() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        return false
+    }
+
+    /// The broker the metadata group elected, once every running broker agrees on it.
+    func controller() async throws -> Int32? {
+        var found: Int32?
+        _ = try await eventually {
+            let leaders = brokers.values.compactMap { $0.metadataReplica?.group?.status.leader }
+            guard leaders.count == brokers.count, let first = leaders.first, leaders.allSatisfy({ $0 == first }) else { return false }
+            found = Int32(first)
+            return true
+        }
+        return found
+    }
+
+    /// The leader of `topic`-`partition` once the running brokers hosting it agree.
+    func leader(_ topic: String, _ partition: Int32) async throws -> Int32? {
+        var found: Int32?
+        _ = try await eventually {
+            let leaders = brokers.values.compactMap { try? $0.registry.partition(topic, partition).replica?.status }.filter(\.isLeader)
+            guard leaders.count == 1, let status = leaders.first, let leader = status.leader else { return false }
+            found = Int32(leader)
+            return true
+        }
+        return found
+    }
+
+    /// Each running replica's log end, high watermark and Raft status, for failure messages.
+    func describeReplicas(_ topic: String, _ partition: Int32) -> String {
+        brokers.sorted { $0.key < $1.key }.map { id, broker in
+            guard let replica = try? broker.registry.partition(topic, partition) else { return "node \(id): no such partition" }
+            return "node \(id): end \(replica.log.logEndOffset), hw \(replica.log.highWatermark), \(String(describing: replica.replica?.status))"
+        }.joined(separator: "\n")
+    }
+
+    func shutdown() async {
+        for id in brokers.keys { await stop(id) }
+        try? await group.shutdownGracefully()
+        directory.remove()
+    }
+}
+
+@Suite("cluster of three in-process brokers")
+struct ClusterIntegrationTests {
+    @Test("topic create -r 3 places a replica everywhere; acks=all produce commits; every replica holds the same bytes")
+    func replicatesAcrossBrokers() async throws {
+        let cluster = try ClusterHarness()
+        for id: Int32 in 1...3 { try await cluster.start(id) }
+        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
+        let admin = cluster.client(controller)
+        try await admin.createTopic("t", partitions: 2, replicationFactor: 3)
+        for partition: Int32 in 0..<2 {
+            let leader = try #require(try await cluster.leader("t", partition), "partition \(partition) has no leader")
+            let client = cluster.client(leader)
+            for round in 0..<5 {
+                let answer = try await ProduceFetchTests.produce(client, topic: "t", partition: partition,
+                                                                 try ProduceFetchTests.batch(["p\(partition)-\(round)"]))
+                #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
+            }
+            let records = try await ProduceFetchTests.fetchAll(client, topic: "t", partition: partition)
+            #expect(records.map { String(decoding: $0.value ?? [], as: UTF8.self) } == (0..<5).map { "p\(partition)-\($0)" })
+            // A follower refuses the produce and names the leader.
+            let follower = try #require((1...3).first { $0 != leader })
+            let refused = try await ProduceFetchTests.produce(cluster.client(follower), topic: "t", partition: partition,
+                                                              try ProduceFetchTests.batch(["nope"]))
+            #expect(refused.error == .notLeader, "\(refused.errorMessage ?? "")")
+            await client.close()
+        }
+        // Every replica converges on the same log, byte for byte, up to the high watermark.
+        for partition: Int32 in 0..<2 {
+            let converged = try await cluster.eventually {
+                let logs = try cluster.brokers.values.map { try $0.registry.partition("t", partition).log }
+                let ends = logs.map(\.highWatermark)
+                guard Set(ends).count == 1, let end = ends.first, end > 0 else { return false }
+                let bytes = try logs.map { try $0.read(from: 0, maxBytes: 1 << 20, maxOffset: end).bytes }
+                return Set(bytes.map { $0 }).count == 1
+            }
+            #expect(converged, "\(cluster.describeReplicas("t", partition))")
+        }
+        await admin.close()
+        await cluster.shutdown()
+    }
+
+    @Test("the leader's broker stops: a new leader takes writes; two of three down refuses acks=all; the stopped ones catch up")
+    func failover() async throws {
+        let cluster = try ClusterHarness()
+        for id: Int32 in 1...3 { try await cluster.start(id) }
+        let controller = try #require(try await cluster.controller())
+        let admin = cluster.client(controller)
+        try await admin.createTopic("f", partitions: 1, replicationFactor: 3)
+        await admin.close()
+        var expected: [String] = []
+        func produce(_ value: String, via id: Int32, timeoutMs: Int32 = 10_000) async throws -> ProduceResponse.Partition {
+            let client = cluster.client(id)
+            defer { Task { await client.close() } }
+            let request = ProduceRequest(acks: .all, timeoutMs: timeoutMs, topics: [.init(name: "f", partitions: [
+                .init(partition: 0, records: try ProduceFetchTests.batch([value]))])])
+            let response = try await client.send(.produce, request, expecting: ProduceResponse.self)
+            return try #require(response.topics.first?.partitions.first)
+        }
+        let first = try #require(try await cluster.leader("f", 0))
+        for k in 0..<3 {
+            #expect(try await produce("a\(k)", via: first).error == .none)
+            expected.append("a\(k)")
+        }
+        await cluster.stop(first)
+        let second = try #require(try await cluster.leader("f", 0), "no new leader after broker \(first) stopped")
+        #expect(second != first)
+        for k in 0..<3 {
+            let answer = try await produce("b\(k)", via: second)
+            #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
+            expected.append("b\(k)")
+        }
+        // With a second broker down no majority is left: acks=all is refused within the timeout.
+        await cluster.stop(second)
+        let remaining = try #require((1...3).first { $0 != first && $0 != second })
+        let refused = try await produce("c", via: remaining, timeoutMs: 500)
+        #expect(refused.error == .notEnoughReplicas || refused.error == .notLeader, "\(refused.error): \(refused.errorMessage ?? "")")
+        // Both come back and catch up; the log holds exactly the acknowledged values, once each.
+        try await cluster.start(first)
+        try await cluster.start(second)
+        let leader = try #require(try await cluster.leader("f", 0))
+        let client = cluster.client(leader)
+        let converged = try await cluster.eventually {
+            let logs = try cluster.brokers.values.map { try $0.registry.partition("f", 0).log }
+            let ends = Set(logs.map(\.highWatermark))
+            guard ends.count == 1, let end = ends.first, end > 0 else { return false }
+            let bytes = try logs.map { try $0.read(from: 0, maxBytes: 1 << 20, maxOffset: end).bytes }
+            return Set(bytes).count == 1
+        }
+        #expect(converged, "\(cluster.describeReplicas("f", 0))")
+        let values = try await ProduceFetchTests.fetchAll(client, topic: "f").map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        #expect(values.filter { $0 != "c" } == expected, "\(values)")
+        await client.close()
+        await cluster.shutdown()
+    }
+}
