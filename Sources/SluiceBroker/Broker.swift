@@ -53,7 +53,8 @@ public final class Broker: @unchecked Sendable {
         self.registry = TopicRegistry(dataDirectory: config.dataDirectory, defaults: config.defaults, topicsMax: config.topicsMax,
                                       partitionsPerTopicMax: config.partitionsPerTopicMax, logger: logger)
         self.groups = GroupCoordinator(registry: registry, logger: logger)
-        self.producerIds = ProducerIdAllocator(directory: config.dataDirectory + "/meta")
+        self.producerIds = ProducerIdAllocator(directory: config.dataDirectory + "/meta",
+                                               spaceIndex: config.cluster?.ids.firstIndex(of: config.nodeId) ?? 0)
         self.ioPool = NIOThreadPool(numberOfThreads: config.ioThreads)
         self.processors = ProcessorManager(registry: registry, producerIds: producerIds, config: config,
                                            eventLoopGroup: eventLoopGroup, logger: logger)

@@ -7,14 +7,29 @@ import SluiceWire
 /// Ids are reserved in blocks: `meta/producer-ids` holds the first id of the next block and is written
 /// (atomically, fsynced) before any id of the current block is handed out, so a crash can skip ids but
 /// never reuse one.
+///
+/// In a cluster every broker hands out ids, so each has its own space: member k (by position in the
+/// sorted member list) allocates from k · 2^48 on. Two brokers giving the same id to two producers
+/// would make one producer's batches look like retries of the other's, acknowledged and dropped.
 final class ProducerIdAllocator: @unchecked Sendable {
     static let blockSize: Int64 = 1000
+    /// Ids in one broker's space.
+    static let spaceSize: Int64 = 1 << 48
     private let directory: String
+    private let space: Range<Int64>
     private let lock = NIOLock()
-    private var next: Int64 = 0
-    private var blockEnd: Int64 = 0
+    private var next: Int64
+    private var blockEnd: Int64
 
-    init(directory: String) { self.directory = directory }
+    /// `spaceIndex`: this broker's position among the cluster's members (0 alone).
+    init(directory: String, spaceIndex: Int = 0) {
+        precondition(spaceIndex >= 0 && spaceIndex < Int(Int64.max / Self.spaceSize), "space index \(spaceIndex) out of range")
+        self.directory = directory
+        let start = Int64(spaceIndex) * Self.spaceSize
+        space = start..<(start + Self.spaceSize)
+        next = start
+        blockEnd = start
+    }
 
     private var path: String { directory + "/producer-ids" }
 
@@ -45,6 +60,10 @@ final class ProducerIdAllocator: @unchecked Sendable {
                     start = max(stored, next)
                 }
                 let end = start + max(Self.blockSize, count)
+                guard space.contains(start), end <= space.upperBound else {
+                    throw WireError(.storageError, "\(path) says \(start), outside this broker's producer id space \(space); "
+                        + "the file belongs to another broker or the space is used up")
+                }
                 try FileSystem.createDirectory(directory)
                 try FileSystem.writeAtomically(Array("\(end)\n".utf8), to: path, directory: directory)
                 next = start

@@ -47,8 +47,9 @@ public struct ProducerConfig: Sendable {
     public var inFlightPerPartitionMax = 5
     /// Records buffered but not yet acknowledged, over all partitions; `send` waits beyond this.
     public var bufferedRecordsMax = 1_000_000
-    /// Retries of a batch after retriable errors, with `retryBackoffMs` between them.
-    public var retriesMax = 10
+    /// Retries of a batch after retriable errors, with `retryBackoffMs` between them: 5 s in all by
+    /// default, more than a leader election takes with the default Raft timeouts.
+    public var retriesMax = 50
     public var retryBackoffMs: Int64 = 100
 
     public init() {}
@@ -92,8 +93,8 @@ public actor Producer {
     private var sealAfterIdentity: Set<TopicPartitionKey> = []
     /// Producer ids given up after a permanent failure (see `abandonIdentity`).
     private var abandonedProducerIds: Set<Int64> = []
-    /// The connection batches are written to; requests started on it keep their order.
-    private var connection: BrokerConnection?
+    /// Per partition, the connection to its leader; requests started on one keep their order.
+    private var leaderConnections: [TopicPartitionKey: BrokerConnection] = [:]
     private var buffered = 0
     private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -159,12 +160,11 @@ public actor Producer {
         for key in touched { sendIfIdle(key) }
     }
 
-    /// Gets what adding records to `topic` needs: a producer id, the connection, the partition count.
+    /// Gets what adding records to `topic` needs: a producer id and the partition count.
     private func prepare(topic: String) async throws {
         if config.idempotent && config.acks != .none && producerId < 0 {
             (producerId, producerEpoch) = try await client.initProducerId()
         }
-        if connection == nil { connection = try await client.connection() }
         if partitionCounts[topic] == nil {
             let metadata = try await client.topicMetadata(topic)
             let count = Int32(metadata.partitions.count)
@@ -292,7 +292,7 @@ public actor Producer {
         let request = ProduceRequest(acks: config.acks, timeoutMs: 30_000, topics: [
             .init(name: sealed.key.topic, partitions: [.init(partition: sealed.key.partition, records: ByteBuffer(bytes: sealed.batch.bytes))]),
         ])
-        if let connection, connection.isActive, config.acks != .none {
+        if let connection = leaderConnections[sealed.key], connection.isActive, config.acks != .none {
             let answer = connection.start(.produce, request, timeoutMs: client.requestTimeoutMs)
             Task { await self.completed(sealed, await Self.outcome(of: answer)) }
             return
@@ -300,8 +300,8 @@ public actor Producer {
         Task {
             let outcome: Result<Int64, SluiceClientError>
             do {
-                let fresh = try await client.connection()
-                self.connection = fresh
+                let fresh = try await client.leaderConnection(for: sealed.key)
+                self.leaderConnections[sealed.key] = fresh
                 if config.acks == .none {
                     try await fresh.sendWithoutResponse(.produce, request)
                     outcome = .success(-1)
@@ -348,6 +348,11 @@ public actor Producer {
             // failed for good: its sequence gap can never close.
             let gapForever = batchProducer >= 0 && abandonedProducerIds.contains(batchProducer)
             let retriable = error.isRetriable || (error.code == .outOfOrderSequence && !gapForever)
+            if error.code == .notLeader || error.kind == .unreachable || error.kind == .connectionClosed {
+                // Leadership moved (or its broker went away): ask the cluster again before the retry.
+                leaderConnections[sealed.key] = nil
+                client.forgetLeader(of: sealed.key)
+            }
             if retriable && sealed.attempts < config.retriesMax {
                 var again = sealed
                 again.attempts += 1

@@ -52,8 +52,8 @@ public enum ConnectionPurpose: Sendable, Hashable, CaseIterable {
 /// The async client: admin calls and the building blocks `Producer` and `Consumer` use.
 ///
 /// Talks to the first reachable bootstrap broker over pipelined connections (one per
-/// `ConnectionPurpose`), reconnecting when one drops. (Routing requests to each partition's leader
-/// arrives with replication.)
+/// `ConnectionPurpose`), reconnecting when one drops. In a cluster, produce goes to each partition's
+/// leader and topic creation and deletion to the controller, over one more connection per broker.
 public final class SluiceClient: @unchecked Sendable {
     public let brokers: [BrokerAddress]
     public let clientId: String
@@ -63,6 +63,10 @@ public final class SluiceClient: @unchecked Sendable {
     private let lock = NIOLock()
     private var connections: [ConnectionPurpose: BrokerConnection] = [:]
     private var connecting: [ConnectionPurpose: Task<BrokerConnection, any Error>] = [:]
+    /// Cluster routing: brokers, leaders, and one connection per broker (`SluiceClient+Routing.swift`).
+    let routingLock = NIOLock()
+    var routing = RoutingTable()
+    var nodeConnections: [Int32: BrokerConnection] = [:]
 
     public init(brokers: [BrokerAddress], clientId: String = "sluice", requestTimeoutMs: Int64 = 30_000,
                 eventLoopGroup: (any EventLoopGroup)? = nil) {
@@ -86,6 +90,7 @@ public final class SluiceClient: @unchecked Sendable {
             return Array(connections.values)
         }
         for connection in open { await connection.close() }
+        await closeNodeConnections()
         if ownsGroup { try? await group.shutdownGracefully() }
     }
 
@@ -181,12 +186,12 @@ public final class SluiceClient: @unchecked Sendable {
     public func createTopic(_ name: String, partitions: Int32, replicationFactor: Int16 = 1, configs: [String: String] = [:]) async throws {
         let request = CreateTopicsRequest(topics: [.init(name: name, partitions: partitions, replicationFactor: replicationFactor,
                                                          configs: configs.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) })])
-        let response = try await send(.createTopics, request, expecting: TopicResultsResponse.self)
+        let response = try await sendToController(.createTopics, request)
         if let error = response.topics.first?.wireError { throw SluiceClientError(error) }
     }
 
     public func deleteTopic(_ name: String) async throws {
-        let response = try await send(.deleteTopics, DeleteTopicsRequest(names: [name]), expecting: TopicResultsResponse.self)
+        let response = try await sendToController(.deleteTopics, DeleteTopicsRequest(names: [name]))
         if let error = response.topics.first?.wireError { throw SluiceClientError(error) }
     }
 

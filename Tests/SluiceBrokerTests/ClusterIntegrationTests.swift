@@ -7,10 +7,6 @@ import SluiceTestSupport
 import SluiceWire
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import SluiceBroker
 
 /// Three brokers of one cluster in this process, each with its own data directory, on fixed loopback
@@ -23,26 +19,10 @@ final class ClusterHarness: @unchecked Sendable {
     /// Each broker's own event loops, shut down with it so its connections close as a process's would.
     private var loops: [Int32: MultiThreadedEventLoopGroup] = [:]
 
-    init(size: Int = 3) throws {
+    init(size: Int = 3) {
         var ports: [Int32: Int] = [:]
-        for id in 1...Int32(size) { ports[id] = try Self.freePort() }
+        for id in 1...Int32(size) { ports[id] = freeLoopbackPort() }
         self.ports = ports
-    }
-
-    /// A port the kernel just handed out and released: free unless something grabs it meanwhile.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw SluiceClientError(.unreachable, "no free port: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     var clusterText: String { ports.keys.sorted().map { "\($0)@127.0.0.1:\(ports[$0] ?? 0)" }.joined(separator: ",") }
@@ -132,7 +112,7 @@ final class ClusterHarness: @unchecked Sendable {
 struct ClusterIntegrationTests {
     @Test("topic create -r 3 places a replica everywhere; acks=all produce commits; every replica holds the same bytes")
     func replicatesAcrossBrokers() async throws {
-        let cluster = try ClusterHarness()
+        let cluster = ClusterHarness()
         for id: Int32 in 1...3 { try await cluster.start(id) }
         let controller = try #require(try await cluster.controller(), "no metadata leader elected")
         let admin = cluster.client(controller)
@@ -171,7 +151,7 @@ struct ClusterIntegrationTests {
 
     @Test("the leader's broker stops: a new leader takes writes; two of three down refuses acks=all; the stopped ones catch up")
     func failover() async throws {
-        let cluster = try ClusterHarness()
+        let cluster = ClusterHarness()
         for id: Int32 in 1...3 { try await cluster.start(id) }
         let controller = try #require(try await cluster.controller())
         let admin = cluster.client(controller)
@@ -220,6 +200,34 @@ struct ClusterIntegrationTests {
         let values = try await ProduceFetchTests.fetchAll(client, topic: "f").map { String(decoding: $0.value ?? [], as: UTF8.self) }
         #expect(values.filter { $0 != "c" } == expected, "\(values)")
         await client.close()
+        await cluster.shutdown()
+    }
+
+    @Test("producers that got their ids from different brokers never collide: both producers' first batches are stored")
+    func producerIdsAreClusterUnique() async throws {
+        let cluster = ClusterHarness()
+        for id: Int32 in 1...3 { try await cluster.start(id) }
+        let controller = try #require(try await cluster.controller())
+        let admin = cluster.client(controller)
+        try await admin.createTopic("ids", partitions: 1, replicationFactor: 3)
+        await admin.close()
+        let leader = try #require(try await cluster.leader("ids", 0))
+        var stored: [String] = []
+        var ids: Set<Int64> = []
+        for id: Int32 in 1...3 {
+            let client = cluster.client(id)
+            let (producerId, epoch) = try await client.initProducerId()
+            ids.insert(producerId)
+            await client.close()
+            let writer = cluster.client(leader)
+            let answer = try await ProduceFetchTests.produce(writer, topic: "ids",
+                try ProduceFetchTests.batch(["from-\(id)"], producerId: producerId, epoch: epoch, sequence: 0))
+            #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
+            stored = try await ProduceFetchTests.fetchAll(writer, topic: "ids").map { String(decoding: $0.value ?? [], as: UTF8.self) }
+            await writer.close()
+        }
+        #expect(ids.count == 3, "producer ids \(ids)")
+        #expect(stored == ["from-1", "from-2", "from-3"])
         await cluster.shutdown()
     }
 }

@@ -170,3 +170,22 @@ public let architectureExampleQuery = """
     GROUP BY user, TUMBLE(ts, INTERVAL '10' SECOND)
     EMIT FINAL
     """
+
+/// A loopback port the kernel just handed out and released: free unless something takes it meanwhile.
+/// Cluster members need their ports before they start (each is in every member's configuration).
+public func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    precondition(fd >= 0, "socket failed: \(errno)")
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    precondition(bound, "binding an ephemeral loopback port failed: \(errno)")
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+

@@ -46,10 +46,10 @@ final class Sluiced: @unchecked Sendable {
         case exited(CommandResult)
     }
 
-    /// Starts `sluiced --data-dir DIR --listen 127.0.0.1:0` and waits for its listening line.
-    static func launch(dataDir: String, extraArguments: [String] = []) throws -> Launch {
+    /// Starts `sluiced --data-dir DIR --listen LISTEN` and waits for its listening line.
+    static func launch(dataDir: String, listen: String = "127.0.0.1:0", extraArguments: [String] = []) throws -> Launch {
         let child = try ChildProcess(executable: Executables.sluiced,
-                                     arguments: ["--data-dir", dataDir, "--listen", "127.0.0.1:0"] + extraArguments)
+                                     arguments: ["--data-dir", dataDir, "--listen", listen] + extraArguments)
         let deadline = Date().addingTimeInterval(startTimeout.seconds)
         let sawLine = child.stdout.wait(until: deadline) { bytes in
             guard let line = firstLine(bytes, startingWith: listeningPrefix) else { return false }

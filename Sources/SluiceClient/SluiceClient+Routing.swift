@@ -1,0 +1,110 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import SluiceCore
+import SluiceWire
+
+// Routing in a cluster: each partition's writes go to its leader, admin changes to the controller
+// (the metadata group's leader). The broker map and the leaders come from Metadata answers and are
+// refreshed when a broker answers `not_leader`.
+
+/// What the client has learned from metadata: broker addresses and partition leaders.
+struct RoutingTable: Sendable {
+    /// Partitions whose leader is remembered at most (the least useful are simply re-asked).
+    static let leadersMax = 100_000
+
+    var addresses: [Int32: BrokerAddress] = [:]
+    var leaders: [TopicPartitionKey: Int32] = [:]
+    var controller: Int32 = -1
+
+    mutating func learn(_ response: MetadataResponse) {
+        for broker in response.brokers { addresses[broker.nodeId] = BrokerAddress(host: broker.host, port: Int(broker.port)) }
+        controller = response.controllerId
+        if leaders.count > Self.leadersMax { leaders = [:] }
+        for topic in response.topics where topic.error == .none {
+            for partition in topic.partitions {
+                leaders[TopicPartitionKey(topic: topic.name, partition: partition.partition)] = partition.leader
+            }
+        }
+    }
+}
+
+extension SluiceClient {
+    /// Asks any broker for metadata and remembers brokers, leaders and the controller.
+    @discardableResult
+    public func refreshRouting(topics: [String]? = nil) async throws -> MetadataResponse {
+        let response = try await metadata(topics: topics)
+        routingLock.withLock { routing.learn(response) }
+        return response
+    }
+
+    /// Forgets the leader of `key` (a broker said it is not the leader): the next send asks again.
+    public func forgetLeader(of key: TopicPartitionKey) {
+        routingLock.withLock { _ = routing.leaders.removeValue(forKey: key) }
+    }
+
+    /// A connection to the leader of `key`, learning it from metadata when unknown.
+    public func leaderConnection(for key: TopicPartitionKey) async throws -> BrokerConnection {
+        var leader = routingLock.withLock { routing.leaders[key] }
+        if leader == nil || leader == -1 {
+            try await refreshRouting(topics: [key.topic])
+            leader = routingLock.withLock { routing.leaders[key] }
+        }
+        guard let leader, leader >= 0 else {
+            throw SluiceClientError(.broker(.notLeader), "\(key) has no leader right now (an election is under way); retry shortly")
+        }
+        return try await connection(toNode: leader)
+    }
+
+    /// A connection to broker `node` (its address from metadata), shared by everything sent there.
+    public func connection(toNode node: Int32) async throws -> BrokerConnection {
+        if let open = routingLock.withLock({ nodeConnections[node] }), open.isActive { return open }
+        var address = routingLock.withLock { routing.addresses[node] }
+        if address == nil {
+            try await refreshRouting()
+            address = routingLock.withLock { routing.addresses[node] }
+        }
+        guard let address else {
+            throw SluiceClientError(.unreachable, "no address is known for broker \(node); is it in the cluster's member list?")
+        }
+        let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
+        try await Self.handshake(fresh)
+        let (kept, extra): (BrokerConnection, BrokerConnection?) = routingLock.withLock {
+            if let raced = nodeConnections[node], raced.isActive { return (raced, fresh) }
+            nodeConnections[node] = fresh
+            return (fresh, nil)
+        }
+        if let extra { await extra.close() }
+        return kept
+    }
+
+    /// Sends an admin request to the controller: first wherever the client is connected; if that
+    /// broker answers `not_leader` for every entry, to the controller metadata names.
+    /// While no controller is elected (a cluster just started, or its controller just failed) this asks
+    /// again every `controllerRetryMs`, within the request timeout.
+    func sendToController<Request: WireMessage>(_ api: ApiKey, _ request: Request) async throws -> TopicResultsResponse {
+        var answer = try await send(api, request, expecting: TopicResultsResponse.self)
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(requestTimeoutMs) * 1_000_000
+        while !answer.topics.isEmpty, answer.topics.allSatisfy({ $0.error == .notLeader }), MonotonicClock.nowNanoseconds() < deadline {
+            let controller = try await refreshRouting(topics: []).controllerId
+            if controller >= 0 {
+                let connection = try await connection(toNode: controller)
+                answer = try await connection.send(api, request, expecting: TopicResultsResponse.self, timeoutMs: requestTimeoutMs)
+                if !answer.topics.allSatisfy({ $0.error == .notLeader }) { return answer }
+            }
+            try await Task.sleep(nanoseconds: UInt64(Self.controllerRetryMs) * 1_000_000)
+        }
+        return answer
+    }
+
+    /// Pause between attempts to find the controller.
+    static let controllerRetryMs = 100
+
+    /// Closes the per-broker connections.
+    func closeNodeConnections() async {
+        let open = routingLock.withLock { () -> [BrokerConnection] in
+            defer { nodeConnections.removeAll() }
+            return Array(nodeConnections.values)
+        }
+        for connection in open { await connection.close() }
+    }
+}
