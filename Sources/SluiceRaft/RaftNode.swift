@@ -64,6 +64,12 @@ public final class RaftNode {
     public var firstIndex: UInt64 { log.firstIndex }
     /// The term of the entry at `index`, nil if compacted or beyond the log.
     public func term(at index: UInt64) -> UInt64? { log.term(at: index) }
+    /// What a leader knows of each member's log: the highest index known replicated there, and
+    /// whether the member was heard from since the last check-quorum round. Empty unless leader.
+    public var replicaProgress: [NodeID: (match: UInt64, recentlyActive: Bool)] {
+        guard role == .leader else { return [:] }
+        return progress.mapValues { ($0.match, $0.recentActive) }
+    }
     /// Entries `lo..<hi` of the node's log (persisted or not), nil if `lo` is compacted.
     public func entries(from lo: UInt64, to hi: UInt64) -> [Entry]? { log.entries(from: lo, to: hi) }
 

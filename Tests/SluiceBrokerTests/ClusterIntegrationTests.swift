@@ -230,4 +230,29 @@ struct ClusterIntegrationTests {
         #expect(stored == ["from-1", "from-2", "from-3"])
         await cluster.shutdown()
     }
+
+    @Test("leadership settles on each partition's preferred replica, so three brokers lead one of three partitions each")
+    func leadersSpreadEvenly() async throws {
+        let cluster = ClusterHarness()
+        for id: Int32 in 1...3 { try await cluster.start(id) }
+        let controller = try #require(try await cluster.controller())
+        let admin = cluster.client(controller)
+        try await admin.createTopic("spread", partitions: 3, replicationFactor: 3)
+        await admin.close()
+        let broker = try #require(cluster.brokers[controller])
+        let preferred = try (0..<3).map { p in
+            try #require(broker.metadataReplica?.state.topics["spread"]?.replicas[p].first)
+        }
+        #expect(Set(preferred).count == 3, "placement should prefer a different broker per partition: \(preferred)")
+        let settled = try await cluster.eventually {
+            var leaders: [Int32] = []
+            for p: Int32 in 0..<3 {
+                guard let leader = try await cluster.leader("spread", p) else { return false }
+                leaders.append(leader)
+            }
+            return leaders == preferred
+        }
+        #expect(settled, "leaders did not move to the preferred replicas \(preferred)")
+        await cluster.shutdown()
+    }
 }

@@ -68,7 +68,8 @@ extension Broker {
         // Readers stop at what is known committed before the group says more.
         partition.log.setReplicatedHighWatermark(storage.endOffset(of: storage.initialState().commit))
         partition.replica = try manager.addGroup(GroupID(topic: topic, partition: index), peers: replicas.map { NodeID($0) },
-                                                 storage: storage, delegate: partition, deliversCommittedEntries: false)
+                                                 storage: storage, delegate: partition, deliversCommittedEntries: false,
+                                                 preferredLeader: replicas.first.map { NodeID($0) })
     }
 
     // MARK: Admin in a cluster

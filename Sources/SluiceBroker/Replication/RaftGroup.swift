@@ -88,6 +88,14 @@ final class RaftGroup: @unchecked Sendable {
         var completion: @Sendable (Result<ProposalResult, any Error>) -> Void
     }
 
+    /// A leader's view of one member's log.
+    struct ReplicaProgress: Sendable, Equatable {
+        /// The end offset of the member's log as far as the leader knows (after its matched entry).
+        var endOffset: Int64
+        /// Heard from within the current check-quorum round (an election timeout).
+        var recentlyActive: Bool
+    }
+
     /// What other threads may read.
     struct Status: Sendable, Equatable {
         var leader: NodeID?
@@ -96,6 +104,10 @@ final class RaftGroup: @unchecked Sendable {
         var commitIndex: UInt64 = 0
         var highWatermark: Int64 = 0
         var lastIndex: UInt64 = 0
+        /// This replica's log end offset.
+        var endOffset: Int64 = 0
+        /// Leader only: every member's progress (this node included).
+        var replicas: [NodeID: ReplicaProgress] = [:]
     }
 
     private enum Input {
@@ -129,7 +141,14 @@ final class RaftGroup: @unchecked Sendable {
     private var stopped = false
     private var published = Status()
 
+    /// The member that should lead when it can (a partition's first assigned replica), so that
+    /// leadership spreads as placement intended instead of staying where elections happened to land.
+    private let preferredLeader: NodeID?
+    /// Ticks to lead before handing over to the preferred member (lets a restarted one catch up first).
+    private let handOverAfterTicks: Int
+
     // Owned by the running loop.
+    private var ticksLeading = 0
     private var pending: [Pending] = []
     private var ledTerm: UInt64 = 0
     private struct Leadership: Equatable {
@@ -142,8 +161,10 @@ final class RaftGroup: @unchecked Sendable {
     init(id: GroupID, config: RaftConfig, storage: PartitionRaftStorage, transport: any RaftTransport,
          delegate: any RaftGroupDelegate, random: some RandomNumberGenerator,
          schedule: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void,
-         validatePayload: @escaping ([UInt8]) -> Bool, logger: Logger) {
+         validatePayload: @escaping ([UInt8]) -> Bool, logger: Logger, preferredLeader: NodeID? = nil) {
         self.id = id
+        self.preferredLeader = preferredLeader
+        self.handOverAfterTicks = 2 * config.electionTimeoutTicks
         self.storage = storage
         self.node = RaftNode(config: config, storage: storage, random: random)
         self.transport = transport
@@ -241,6 +262,8 @@ final class RaftGroup: @unchecked Sendable {
             node.step(message)
         case .tick:
             node.tick()
+            ticksLeading = node.role == .leader ? ticksLeading + 1 : 0
+            handOverToPreferred()
         case .campaign:
             node.campaign()
         case .transfer(let target):
@@ -277,6 +300,17 @@ final class RaftGroup: @unchecked Sendable {
         } catch {
             proposal.completion(.failure(error))
         }
+    }
+
+    /// Hands leadership to the preferred member once it holds the whole log and answers: the
+    /// transfer (Raft thesis §3.10) costs only a moment of refused proposals, which producers retry.
+    private func handOverToPreferred() {
+        guard let preferred = preferredLeader, preferred != node.id, node.role == .leader,
+              ticksLeading >= handOverAfterTicks, node.leadTransferee == nil,
+              let progress = node.replicaProgress[preferred], progress.recentlyActive, progress.match == node.lastIndex
+        else { return }
+        ticksLeading = 0
+        try? node.transferLeadership(to: preferred)
     }
 
     /// The offset after every entry in the node's log, persisted or not.
@@ -319,7 +353,15 @@ final class RaftGroup: @unchecked Sendable {
             node.advance()
             reportLeadership()
         }
-        lock.withLock { published.lastIndex = node.lastIndex }
+        let replicas = node.replicaProgress.compactMapValues { progress -> ReplicaProgress? in
+            guard progress.match >= storage.anchor.index, progress.match <= storage.lastIndex else { return nil }
+            return ReplicaProgress(endOffset: storage.endOffset(of: progress.match), recentlyActive: progress.recentlyActive)
+        }
+        lock.withLock {
+            published.lastIndex = node.lastIndex
+            published.endOffset = storage.endOffset
+            published.replicas = replicas
+        }
     }
 
     private func reportLeadership() {

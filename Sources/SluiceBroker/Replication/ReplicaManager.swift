@@ -67,7 +67,7 @@ final class ReplicaManager: @unchecked Sendable {
 
     /// Starts a group for `storage` (opened by the caller).
     func addGroup(_ id: GroupID, peers: [NodeID], storage: PartitionRaftStorage, delegate: any RaftGroupDelegate,
-                  deliversCommittedEntries: Bool) throws -> RaftGroup {
+                  deliversCommittedEntries: Bool, preferredLeader: NodeID? = nil) throws -> RaftGroup {
         let leader = Int32(truncatingIfNeeded: nodeId)
         let config = raftConfig(peers: peers, noopPayload: {
             RecordBatch.leaderChangeMarker(leader: leader, term: 0, timestamp: SystemWallClock().nowMilliseconds()).bytes
@@ -83,7 +83,7 @@ final class ReplicaManager: @unchecked Sendable {
                               validatePayload: { bytes in
                                   (try? bytes.withUnsafeBytes { try RecordBatch.validate($0) })?.totalSize == bytes.count
                               },
-                              logger: logger)
+                              logger: logger, preferredLeader: preferredLeader)
         try lock.withLock {
             guard groups.count < Self.groupsMax else { throw ReplicationError.tooManyGroups(limit: Self.groupsMax) }
             groups[id] = group
