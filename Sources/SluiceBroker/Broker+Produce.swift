@@ -65,6 +65,10 @@ extension Broker {
                     if registry.topic(topic.name)?.isInternal == true {
                         throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; clients cannot produce to it")
                     }
+                    if replicaManager != nil, partition.replica == nil {
+                        // In a cluster a write that bypasses Raft would make this copy differ from the others.
+                        throw notLeaderError(partition, leader: nil)
+                    }
                     if let group = partition.replica {
                         let replicated = try propose(requested.records, to: partition, group: group, acks: request.acks,
                                                      timeoutMs: request.timeoutMs, eventLoop: eventLoop)

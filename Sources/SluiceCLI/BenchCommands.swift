@@ -16,6 +16,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "Records to send or read.") var count: Int64 = 1_000_000
         @Option(help: "Value size in bytes.") var size: Int = 100
         @Option(help: "Partitions when the topic is created.") var partitions: Int32 = 1
+        @Option(name: [.short, .customLong("replicas")], help: "Replication factor when the topic is created (a cluster).") var replicas: Int16 = 1
         @Option(help: "Compression: none, lz4 or zstd.") var codec: String = "none"
         @Option(help: "Acknowledgements: none, leader or all.") var acks: String = "leader"
         @Option(help: "Target records per second (default: as fast as possible).") var rate: Double?
@@ -54,7 +55,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         func ensureTopic(_ client: SluiceClient) async throws -> TopicMetadata {
             do { return try await client.topicMetadata(topic) } catch let error as SluiceClientError where error.code == .unknownTopicOrPartition {
-                try await client.createTopic(topic, partitions: partitions)
+                try await client.createTopic(topic, partitions: partitions, replicationFactor: replicas)
                 return try await client.topicMetadata(topic)
             }
         }

@@ -95,6 +95,8 @@ public actor Producer {
     private var abandonedProducerIds: Set<Int64> = []
     /// Per partition, the connection to its leader; requests started on one keep their order.
     private var leaderConnections: [TopicPartitionKey: BrokerConnection] = [:]
+    /// Partitions whose leader connection is being made; their batches wait for it.
+    private var connectingLeaders: Set<TopicPartitionKey> = []
     private var buffered = 0
     private var spaceWaiters: [CheckedContinuation<Void, Never>] = []
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -280,12 +282,56 @@ public actor Producer {
     /// order of their sequence numbers.
     private func pump(_ key: TopicPartitionKey) {
         guard var state = partitions[key] else { return }
+        guard state.waiting.isEmpty || config.acks == .none || leaderConnections[key]?.isActive == true else {
+            // No batch leaves before the connection exists: sent from racing tasks they could reach the
+            // broker out of sequence order, and a broker takes a new producer's first batch at any sequence.
+            connectLeader(key)
+            return
+        }
         while state.inFlight < config.inFlightPerPartitionMax && !state.waiting.isEmpty {
             let sealed = state.waiting.removeFirst()
             state.inFlight += 1
             transmit(sealed)
         }
         partitions[key] = state
+    }
+
+    /// Finds the partition's leader and connects to it, then sends what waits; after `retriesMax`
+    /// failed attempts the waiting batches fail with the last error.
+    private func connectLeader(_ key: TopicPartitionKey, attempt: Int = 0) {
+        guard !connectingLeaders.contains(key) else { return }
+        connectingLeaders.insert(key)
+        Task {
+            do {
+                let connection = try await client.leaderConnection(for: key)
+                leaderConnections[key] = connection
+                connectingLeaders.remove(key)
+                pump(key)
+            } catch {
+                connectingLeaders.remove(key)
+                let failure = (error as? SluiceClientError) ?? SluiceClientError(.connectionClosed, "\(error)")
+                client.forgetLeader(of: key)
+                guard failure.isRetriable, attempt < config.retriesMax else {
+                    failWaiting(key, failure)
+                    return
+                }
+                try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
+                connectLeader(key, attempt: attempt + 1)
+            }
+        }
+    }
+
+    /// Fails every batch waiting for `key`'s leader.
+    private func failWaiting(_ key: TopicPartitionKey, _ error: SluiceClientError) {
+        guard var state = partitions[key] else { return }
+        let waiting = state.waiting
+        state.waiting = []
+        partitions[key] = state
+        for sealed in waiting {
+            finish(sealed.completions, .failure(error))
+            let producer = sealed.batch.header.producerId
+            if producer >= 0 { abandonIdentity(producer) }
+        }
     }
 
     private func transmit(_ sealed: Sealed) {
@@ -357,7 +403,14 @@ public actor Producer {
                 var again = sealed
                 again.attempts += 1
                 try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
-                transmit(again)
+                if leaderConnections[sealed.key]?.isActive == true || config.acks == .none {
+                    transmit(again)
+                } else {
+                    // The leader moved: the retry waits first in line for the new connection.
+                    partitions[sealed.key]?.inFlight -= 1
+                    partitions[sealed.key]?.waiting.insert(again, at: 0)
+                    pump(sealed.key)
+                }
                 return
             }
             partitions[sealed.key]?.inFlight -= 1

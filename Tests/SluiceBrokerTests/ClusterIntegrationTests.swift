@@ -93,6 +93,19 @@ final class ClusterHarness: @unchecked Sendable {
         return found
     }
 
+    /// The leader once it is the partition's preferred replica: leadership moves there shortly after
+    /// the first election and then stays while that broker is up (tests that need a stable leader).
+    func settledLeader(_ topic: String, _ partition: Int32) async throws -> Int32? {
+        var found: Int32?
+        _ = try await eventually {
+            guard let preferred = brokers.values.lazy.compactMap({ $0.metadataReplica?.state.topics[topic]?.replicas[Int(partition)].first }).first,
+                  let leader = try await leader(topic, partition), leader == preferred else { return false }
+            found = leader
+            return true
+        }
+        return found
+    }
+
     /// Each running replica's log end, high watermark and Raft status, for failure messages.
     func describeReplicas(_ topic: String, _ partition: Int32) -> String {
         brokers.sorted { $0.key < $1.key }.map { id, broker in
@@ -118,7 +131,7 @@ struct ClusterIntegrationTests {
         let admin = cluster.client(controller)
         try await admin.createTopic("t", partitions: 2, replicationFactor: 3)
         for partition: Int32 in 0..<2 {
-            let leader = try #require(try await cluster.leader("t", partition), "partition \(partition) has no leader")
+            let leader = try #require(try await cluster.settledLeader("t", partition), "partition \(partition) has no leader")
             let client = cluster.client(leader)
             for round in 0..<5 {
                 let answer = try await ProduceFetchTests.produce(client, topic: "t", partition: partition,
@@ -166,7 +179,7 @@ struct ClusterIntegrationTests {
             let response = try await client.send(.produce, request, expecting: ProduceResponse.self)
             return try #require(response.topics.first?.partitions.first)
         }
-        let first = try #require(try await cluster.leader("f", 0))
+        let first = try #require(try await cluster.settledLeader("f", 0))
         for k in 0..<3 {
             #expect(try await produce("a\(k)", via: first).error == .none)
             expected.append("a\(k)")
@@ -211,7 +224,7 @@ struct ClusterIntegrationTests {
         let admin = cluster.client(controller)
         try await admin.createTopic("ids", partitions: 1, replicationFactor: 3)
         await admin.close()
-        let leader = try #require(try await cluster.leader("ids", 0))
+        let leader = try #require(try await cluster.settledLeader("ids", 0))
         var stored: [String] = []
         var ids: Set<Int64> = []
         for id: Int32 in 1...3 {

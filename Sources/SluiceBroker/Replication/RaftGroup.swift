@@ -282,22 +282,28 @@ final class RaftGroup: @unchecked Sendable {
             proposal.completion(.failure(ProposalError.busy(limit: Self.pendingMax)))
             return
         }
+        // `admit` records the batch in the producer state: after it, `propose` must not fail. It only
+        // fails for a follower or during a leadership transfer, both refused here first.
+        guard node.leadTransferee == nil else {
+            proposal.completion(.failure(ProposalError.notLeader(leader: node.leader)))
+            return
+        }
         do {
             switch try proposal.admit(proposedEndOffset()) {
             case .settled(let result):
                 proposal.completion(.success(result))
             case .propose(let payload):
-                let index = try node.propose(payload)
+                let index: UInt64
+                do {
+                    index = try node.propose(payload)
+                } catch {
+                    preconditionFailure("propose failed after admission (leader, no transfer): \(error)")
+                }
                 ledTerm = node.term
                 pending.append(Pending(index: index, term: node.term, ack: proposal.ack, completion: proposal.completion))
             }
-        } catch let error as RaftError {
-            if case .notLeader(let hint) = error {
-                proposal.completion(.failure(ProposalError.notLeader(leader: hint)))
-            } else {
-                proposal.completion(.failure(ProposalError.notLeader(leader: nil)))
-            }
         } catch {
+            // The admission refused the batch (an idempotent producer's sequence or epoch).
             proposal.completion(.failure(error))
         }
     }
