@@ -153,7 +153,7 @@ extension Broker {
                                 }))
             return promise.futureResult
         }
-        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).flatMapThrowing { [self] results in
+        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).flatMapThrowing { results in
             guard let first = results.first, let last = results.last else { throw WireError(.invalidRecord, "no record batch") }
             return (first.firstOffset, last.lastOffset)
         }.flatMapErrorThrowing { [self] error in

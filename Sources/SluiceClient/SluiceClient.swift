@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SluiceCore
 import SluiceWire
 
 /// A broker address, `host:port`.
@@ -171,6 +172,19 @@ public final class SluiceClient: @unchecked Sendable {
         try await send(.metadata, MetadataRequest(topics: topics, includeInternal: includeInternal), expecting: MetadataResponse.self)
     }
 
+    /// A topic's metadata; while the broker does not know the topic, asks again every 20 ms for up to
+    /// `waitMs` (a topic just created elsewhere in a cluster), then throws `unknown_topic_or_partition`.
+    public func topicMetadata(_ name: String, waitMs: Int64) async throws -> TopicMetadata {
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(max(0, waitMs)) * 1_000_000
+        while true {
+            do {
+                return try await topicMetadata(name)
+            } catch let error as SluiceClientError where error.code == .unknownTopicOrPartition && MonotonicClock.nowNanoseconds() < deadline {
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+        }
+    }
+
     /// A topic's metadata, or an `unknown_topic_or_partition` error naming it.
     public func topicMetadata(_ name: String) async throws -> TopicMetadata {
         let response = try await metadata(topics: [name])
@@ -188,6 +202,9 @@ public final class SluiceClient: @unchecked Sendable {
                                                          configs: configs.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) })])
         let response = try await sendToController(.createTopics, request)
         if let error = response.topics.first?.wireError { throw SluiceClientError(error) }
+        // In a cluster the controller answers once it applied the topic; the broker this client asks
+        // for metadata may apply it a moment later. Wait for that, so a create is usable at once.
+        _ = try? await topicMetadata(name, waitMs: requestTimeoutMs)
     }
 
     public func deleteTopic(_ name: String) async throws {

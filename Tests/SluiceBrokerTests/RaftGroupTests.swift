@@ -254,4 +254,41 @@ struct RaftGroupTests {
         #expect(try cluster.committedValues(follower).count == 10)
         for id in cluster.ids { try cluster.stop(id) }
     }
+
+    @Test("a retry answered with an earlier copy's offsets waits until that copy commits")
+    func settledRetryWaitsForCommit() throws {
+        let seed = SeededRandom.fromEnvironment().seed
+        let cluster = try ReplicaCluster(seed: seed)
+        defer { cluster.directory.remove() }
+        let leader = try #require(cluster.awaitLeader(), "seed \(seed)")
+        // The followers stop hearing the leader: nothing new can commit.
+        for id in cluster.ids where id != leader { cluster.transport.isolate(id) }
+        let payload = try cluster.batch("once")
+        let offset = LockedBox<Int64>(-1)
+        let original = ResultBox()
+        cluster.groups[leader]?.propose(.init(admit: { next in
+            offset.set(next)
+            return .propose(payload)
+        }, ack: .committed, completion: { original.set($0) }))
+        cluster.executor.drain()
+        let retry = ResultBox()
+        let first = offset.value
+        cluster.groups[leader]?.propose(.init(admit: { _ in .settled(ProposalResult(index: 0, firstOffset: first, lastOffset: first)) },
+                                              ack: .committed, completion: { retry.set($0) }))
+        cluster.executor.drain()
+        #expect(original.result == nil && retry.result == nil, "seed \(seed): answered before a majority had it")
+        cluster.transport.heal()
+        cluster.tick(3)
+        #expect(original.succeeded?.firstOffset == first, "seed \(seed)")
+        #expect(retry.succeeded?.firstOffset == first, "seed \(seed)")
+        for id in cluster.ids { try cluster.stop(id) }
+    }
+}
+
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var stored: Value
+    init(_ value: Value) { stored = value }
+    func set(_ value: Value) { lock.withLock { stored = value } }
+    var value: Value { lock.withLock { stored } }
 }

@@ -150,6 +150,9 @@ final class RaftGroup: @unchecked Sendable {
     // Owned by the running loop.
     private var ticksLeading = 0
     private var pending: [Pending] = []
+    /// Idempotent retries answered with an earlier copy's offsets: they wait until that copy is as
+    /// safe as their `ack` asks (its copy may still be in flight, or be replaced by a new leader).
+    private var settledWaiting: [(result: ProposalResult, ack: ProposalAck, completion: @Sendable (Result<ProposalResult, any Error>) -> Void)] = []
     private var ledTerm: UInt64 = 0
     private struct Leadership: Equatable {
         var leader: NodeID?
@@ -291,7 +294,8 @@ final class RaftGroup: @unchecked Sendable {
         do {
             switch try proposal.admit(proposedEndOffset()) {
             case .settled(let result):
-                proposal.completion(.success(result))
+                settledWaiting.append((result, proposal.ack, proposal.completion))
+                completeSettled()
             case .propose(let payload):
                 let index: UInt64
                 do {
@@ -346,6 +350,7 @@ final class RaftGroup: @unchecked Sendable {
             if let hardState = ready.hardState { try storage.setHardState(hardState) }
             if !ready.messages.isEmpty { transport.send(ready.messages, group: id) }
             completePersisted()
+            completeSettled()
             let commit = node.commitIndex
             if commit > published.commitIndex || !ready.committedEntries.isEmpty {
                 let nextOffset = storage.endOffset(of: min(commit, storage.lastIndex))
@@ -399,6 +404,18 @@ final class RaftGroup: @unchecked Sendable {
         }
     }
 
+    /// Retries whose earlier copy is now durable here (`persisted`) or committed (`committed`).
+    private func completeSettled() {
+        guard !settledWaiting.isEmpty else { return }
+        let committedEnd = storage.endOffset(of: min(node.commitIndex, storage.lastIndex))
+        settledWaiting.removeAll { waiting in
+            let safeEnd = waiting.ack == .committed ? committedEnd : storage.endOffset
+            guard waiting.result.lastOffset < safeEnd else { return false }
+            waiting.completion(.success(waiting.result))
+            return true
+        }
+    }
+
     private func completeCommitted(through commit: UInt64) {
         pending.removeAll { p in
             guard p.index <= commit, p.index <= storage.lastIndex else { return false }
@@ -424,7 +441,10 @@ final class RaftGroup: @unchecked Sendable {
 
     private func failPending(with error: ProposalError) {
         let failed = pending
+        let settled = settledWaiting
         pending = []
+        settledWaiting = []
         for p in failed { p.completion(.failure(error)) }
+        for waiting in settled { waiting.completion(.failure(error)) }
     }
 }
