@@ -346,7 +346,8 @@ public final class Broker: @unchecked Sendable {
                 let request = try RaftMessagesRequest.decode(frame.body, version: header.apiVersion)
                 return eventLoop.makeSucceededFuture(response(replicaManager.deliver(request), header))
             case .describeCluster:
-                throw WireError(.invalidRequest, "DescribeCluster is not implemented yet")
+                let request = try DescribeClusterRequest.decode(frame.body, version: header.apiVersion)
+                return eventLoop.makeSucceededFuture(response(describeCluster(request), header))
             }
         } catch {
             return eventLoop.makeSucceededFuture(errorResponse(wireError(for: error, api: api), header))

@@ -9,7 +9,8 @@ public struct SluiceCommand: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Produce, consume and administer a Sluice broker.",
         discussion: "Connects to --brokers (or SLUICE_BROKERS), default 127.0.0.1:9400.",
-        subcommands: [TopicCommand.self, ProduceCommand.self, ConsumeCommand.self, GroupCommand.self, ProcessorCommand.self, BenchCommand.self])
+        subcommands: [TopicCommand.self, ProduceCommand.self, ConsumeCommand.self, GroupCommand.self, ProcessorCommand.self, ClusterCommand.self,
+                      BenchCommand.self])
 
     public init() {}
 }

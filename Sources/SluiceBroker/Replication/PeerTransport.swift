@@ -31,6 +31,9 @@ final class PeerTransport: RaftTransport, @unchecked Sendable {
         var order: [GroupID] = []
         var queued = 0
         var flushScheduled = false
+        /// The connection last made, for readers off the event loop (`isConnected`); guarded by `lock`.
+        /// `Channel.isActive` itself is safe to read from any thread.
+        var published: (any Channel)?
         // Event-loop owned.
         var channel: (any Channel)?
         var connecting = false
@@ -75,6 +78,13 @@ final class PeerTransport: RaftTransport, @unchecked Sendable {
             }
             if schedule { peer.eventLoop.execute { [self] in flush(peer) } }
         }
+    }
+
+    /// Whether a connection to `node` is open now (false for this broker itself and unknown nodes).
+    /// Any thread: reads the connection published under the peer's lock.
+    func isConnected(to node: NodeID) -> Bool {
+        guard let peer = peers[node] else { return false }
+        return peer.lock.withLock { peer.published }?.isActive ?? false
     }
 
     /// Closes every connection; later sends are dropped.
@@ -137,6 +147,7 @@ final class PeerTransport: RaftTransport, @unchecked Sendable {
                 switch result {
                 case .success(let channel):
                     peer.channel = channel
+                    peer.lock.withLock { peer.published = channel }
                     logger.debug("connected to peer", metadata: ["peer": "\(peer.id)", "address": "\(peer.host):\(peer.port)"])
                 case .failure(let error):
                     logger.debug("cannot reach peer", metadata: ["peer": "\(peer.id)", "address": "\(peer.host):\(peer.port)", "error": "\(error)"])
