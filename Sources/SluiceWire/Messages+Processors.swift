@@ -186,7 +186,8 @@ public struct CreateProcessorRequest: WireMessage, Hashable {
     }
 }
 
-/// The answer of CreateProcessor and AlterProcessor: `error int16, message string?` and nothing else.
+/// The answer of CreateProcessor, AlterProcessor and RaftMessages: `error int16, message string?` and
+/// nothing else.
 public struct ProcessorResultResponse: WireMessage, WireErrorCarrying, Hashable {
     /// `.none` when the change was made (or, for `validateOnly`, would be).
     public var error: ErrorCode

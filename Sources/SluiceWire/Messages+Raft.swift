@@ -306,36 +306,8 @@ extension RaftMessagesRequest.Group {
     }
 }
 
-/// The answer to RaftMessages: `error int16, message string?`. `.none` when every group was handed to its
-/// Raft node; `unknown_topic_or_partition` when this broker hosts no replica of some groups (the message
-/// names them; the other groups were still delivered). A malformed body never gets here: it is the
-/// frame's `invalid_request`, and nothing of it is delivered.
-public struct RaftMessagesResponse: WireMessage, WireErrorCarrying, Hashable {
-    /// `.none`, or what went wrong with some of the groups.
-    public var error: ErrorCode
-    /// Why, for people (and the sender's log); nil on success. Encoding cuts it to
-    /// `WireError.messageBytesMax` bytes.
-    public var errorMessage: String?
-
-    /// An answer; the defaults are success.
-    public init(error: ErrorCode = .none, errorMessage: String? = nil) {
-        self.error = error
-        self.errorMessage = errorMessage
-    }
-
-    /// Success (nil) or the given failure.
-    public init(_ failure: WireError?) {
-        self.init(error: failure?.code ?? .none, errorMessage: failure?.message)
-    }
-
-    /// Reads the body.
-    public init(from reader: inout WireReader, version: Int16) throws {
-        (error, errorMessage) = try reader.readErrorPair()
-    }
-
-    /// Writes the body.
-    public func encode(to writer: inout WireWriter, version: Int16) {
-        writer.write(error.rawValue)
-        writer.write(message: errorMessage)
-    }
-}
+/// The answer to RaftMessages: `error int16, message string?` (the same body as CreateProcessor's).
+/// `.none` when every group was handed to its Raft node; `unknown_topic_or_partition` when this broker
+/// hosts no replica of some groups (the message names them; the other groups were still delivered). A
+/// malformed body never gets here: it is the frame's `invalid_request`, and nothing of it is delivered.
+public typealias RaftMessagesResponse = ProcessorResultResponse

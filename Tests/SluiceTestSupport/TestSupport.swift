@@ -10,11 +10,11 @@ import Darwin
 /// failing case can be replayed with `SLUICE_TEST_SEED=<seed>`.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     public let seed: UInt64
-    private var state: UInt64
+    private var generator: SplitMix64
 
     public init(seed: UInt64) {
         self.seed = seed
-        self.state = seed
+        self.generator = SplitMix64(seed: seed)
     }
 
     /// Uses `SLUICE_TEST_SEED` when set, otherwise a fresh seed from the system generator.
@@ -25,13 +25,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         return SeededRandom(seed: UInt64.random(in: 0...UInt64.max))
     }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// `count` random bytes.
     public mutating func bytes(_ count: Int) -> [UInt8] {

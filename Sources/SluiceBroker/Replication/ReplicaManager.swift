@@ -78,7 +78,7 @@ final class ReplicaManager: @unchecked Sendable {
             return seed
         }
         let group = RaftGroup(id: id, config: config, storage: storage, transport: transport, delegate: delegate,
-                              random: SplitMix(seed: groupSeed),
+                              random: SplitMix64(seed: groupSeed),
                               schedule: { work in pool.submit { _ in work() } },
                               validatePayload: { bytes in
                                   (try? bytes.withUnsafeBytes { try RecordBatch.validate($0) })?.totalSize == bytes.count
@@ -137,18 +137,5 @@ final class ReplicaManager: @unchecked Sendable {
         transport.shutdown()
         try? await pool.shutdownGracefully()
         return all
-    }
-}
-
-/// SplitMix64: a small seeded generator for election timeouts.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
