@@ -34,6 +34,12 @@ extension PartitionLog {
         return min(end, groupCommit.durable)
     }
 
+    /// Lowers the committed end after the replica dropped a corrupt part of its log (committed records
+    /// included); only a replica's repair does that.
+    public func resetReplicatedHighWatermark(_ offset: Int64) {
+        publish { view in view.replicatedHighWatermark = offset }
+    }
+
     /// Marks the log as a replica whose records are readable only below `offset` (the end of what its
     /// Raft group committed). Committed records are never taken back, so it only moves forward.
     public func setReplicatedHighWatermark(_ offset: Int64) {

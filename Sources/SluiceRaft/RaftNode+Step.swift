@@ -69,7 +69,8 @@ extension RaftNode {
     /// Raft §5.2, §5.4.1: grant if we have not voted for another in this term and the log is up to date.
     func handleVoteRequest(_ m: Message) {
         let responseKind: Message.Kind = m.kind == .preVote ? .preVoteResponse : .voteResponse
-        let canVote = vote == m.from || (vote == nil && leader == nil) || (m.kind == .preVote && m.term > term)
+        let canVote = !abstaining
+            && (vote == m.from || (vote == nil && leader == nil) || (m.kind == .preVote && m.term > term))
         if canVote && log.isUpToDate(index: m.index, term: m.logTerm) {
             // A pre-vote grant carries the proposed term, so the pre-candidate counts it.
             send(Message(kind: responseKind, from: id, to: m.from, term: m.term))
@@ -131,7 +132,7 @@ extension RaftNode {
     // MARK: - Elections
 
     func hup(transfer: Bool) {
-        guard role != .leader else { return }
+        guard role != .leader, !abstaining else { return }
         campaign(preElection: config.preVote && !transfer, transfer: transfer)
     }
 
@@ -171,6 +172,8 @@ extension RaftNode {
         guard isWellFormed(m) else { return }
         switch log.maybeAppend(index: m.index, logTerm: m.logTerm, commit: m.commit, entries: m.entries) {
         case .appended(let lastNew):
+            // Holding the leader's log through its commit, we hold every committed entry again.
+            if abstaining && lastNew >= m.commit { abstaining = false }
             send(Message(kind: .appendResponse, from: id, to: m.from, term: term, index: lastNew))
         case .mismatch:
             // Point the leader at the largest index that can still match: at most our last index, and

@@ -29,6 +29,8 @@ public final class RaftNode {
     var progress: [NodeID: Progress] = [:]
     /// Leader only: the member leadership is being handed to.
     public internal(set) var leadTransferee: NodeID?
+    /// Neither campaigning nor voting until a leader caught this node up (`RaftConfig.startsAbstaining`).
+    public internal(set) var abstaining: Bool
 
     var outbox: [Message] = []
     var prevHardState: HardState
@@ -49,6 +51,7 @@ public final class RaftNode {
         self.term = state.term
         self.vote = state.vote
         self.prevHardState = state
+        self.abstaining = config.startsAbstaining
         becomeFollower(term: state.term, leader: nil)
     }
 

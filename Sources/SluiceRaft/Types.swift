@@ -164,11 +164,17 @@ public struct RaftConfig: Sendable {
     /// apply (its log is the data; the commit index is the high watermark), so it turns this off rather
     /// than read every committed batch back from disk.
     public var deliversCommittedEntries: Bool
+    /// Start as a node that lost entries it may have acknowledged (its storage found them corrupt and
+    /// dropped them): it neither campaigns nor grants (pre-)votes until a leader has brought its log up
+    /// to that leader's commit. Its vote could otherwise elect a candidate lacking an entry whose commit
+    /// counted this node's lost copy. Raft assumes disks never forget; this is the repair when one does.
+    public var startsAbstaining: Bool
 
     public init(
         id: NodeID, peers: [NodeID], electionTimeoutTicks: Int = 10, heartbeatTicks: Int = 1,
         preVote: Bool = true, checkQuorum: Bool = true, maxEntriesPerAppend: Int = 64,
-        noopPayload: @escaping @Sendable () -> [UInt8] = { [] }, deliversCommittedEntries: Bool = true
+        noopPayload: @escaping @Sendable () -> [UInt8] = { [] }, deliversCommittedEntries: Bool = true,
+        startsAbstaining: Bool = false
     ) {
         self.id = id
         self.peers = peers
@@ -179,5 +185,6 @@ public struct RaftConfig: Sendable {
         self.maxEntriesPerAppend = maxEntriesPerAppend
         self.noopPayload = noopPayload
         self.deliversCommittedEntries = deliversCommittedEntries
+        self.startsAbstaining = startsAbstaining
     }
 }

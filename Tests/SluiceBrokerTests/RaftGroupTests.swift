@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import SluiceCore
@@ -281,6 +282,48 @@ struct RaftGroupTests {
         cluster.tick(3)
         #expect(original.succeeded?.firstOffset == first, "seed \(seed)")
         #expect(retry.succeeded?.firstOffset == first, "seed \(seed)")
+        for id in cluster.ids { try cluster.stop(id) }
+    }
+
+    @Test("a leader whose log fails a CRC check drops it, is not elected while it abstains, and is repaired from the new leader")
+    func corruptReplicaIsRepaired() throws {
+        let seed = SeededRandom.fromEnvironment().seed
+        let cluster = try ReplicaCluster(seed: seed)
+        defer { cluster.directory.remove() }
+        let old = try #require(cluster.awaitLeader(), "seed \(seed)")
+        let behind = try #require(cluster.ids.first { $0 != old })
+        let before = try (0..<3).map { try cluster.propose("a\($0)", on: old) }
+        cluster.tick(2)
+        try cluster.stop(behind)
+        let after = try (0..<3).map { try cluster.propose("b\($0)", on: old) }
+        cluster.tick(2)
+        #expect((before + after).allSatisfy { $0.succeeded != nil }, "seed \(seed)")
+        let committed = try cluster.committedValues(old)
+        // Flip a byte inside the last batch the stopped follower lacks: the leader finds it when it
+        // reads that batch to send it.
+        let storage = try #require(cluster.groups[old]?.storage)
+        let last = storage.offset(of: storage.lastIndex)
+        let path = cluster.directory.child("n\(old)") + "/00000000000000000000.log"
+        let read = try storage.log.read(from: last, maxBytes: 1 << 20)
+        let position = try #require(read.position) + RecordBatchHeader.size + 2
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        try file.seek(toOffset: UInt64(position))
+        let byte = try #require(try file.read(upToCount: 1)?.first)
+        try file.seek(toOffset: UInt64(position))
+        try file.write(contentsOf: [byte ^ 0xFF])
+        try file.close()
+
+        try cluster.start(behind)
+        for _ in 0..<200 {
+            cluster.tick()
+            if cluster.groups[old]?.status.abstaining == false, cluster.leader() != old, cluster.leader() != nil,
+               try cluster.committedValues(old) == committed { break }
+        }
+        #expect(cluster.groups[old]?.status.abstaining == false, "seed \(seed): the repaired replica never caught up")
+        #expect(cluster.leader() != old, "seed \(seed)")
+        for id in cluster.ids {
+            #expect(try cluster.committedValues(id) == committed, "seed \(seed), node \(id)")
+        }
         for id in cluster.ids { try cluster.stop(id) }
     }
 }

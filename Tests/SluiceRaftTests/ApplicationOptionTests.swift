@@ -48,4 +48,38 @@ struct ApplicationOptionTests {
             #expect(!node.hasReady)
         }
     }
+
+    @Test("a node that lost entries neither campaigns nor votes until a leader brings it up to its commit")
+    func abstainsUntilCaughtUp() {
+        let storage = MemoryStorage()
+        storage.append([Entry(term: 1, index: 1, payload: [1])])
+        storage.setHardState(HardState(term: 1, vote: nil, commit: 1))
+        let node = RaftNode(config: RaftConfig(id: 3, peers: [1, 2, 3], startsAbstaining: true), storage: storage,
+                            random: SeededRandom(seed: 7))
+        // Timeouts pass: no campaign.
+        for _ in 0..<100 { node.tick() }
+        #expect(node.role == .follower && node.abstaining)
+        #expect(node.ready().messages.isEmpty)
+        node.advance()
+        // A candidate with an up-to-date log is refused, pre-vote and vote alike.
+        node.step(Message(kind: .preVote, from: 1, to: 3, term: 2, logTerm: 1, index: 1))
+        node.step(Message(kind: .vote, from: 1, to: 3, term: 2, logTerm: 1, index: 1))
+        #expect(node.ready().messages.map(\.reject) == [true, true])
+        node.advance()
+        // The leader of term 2 sends an entry and a commit below what it sent: still abstaining, as the
+        // leader's commit (3) lies beyond what this node holds.
+        node.step(Message(kind: .append, from: 1, to: 3, term: 2, logTerm: 1, index: 1,
+                          entries: [Entry(term: 2, index: 2, payload: [])], commit: 3))
+        #expect(node.abstaining)
+        node.step(Message(kind: .append, from: 1, to: 3, term: 2, logTerm: 2, index: 2,
+                          entries: [Entry(term: 2, index: 3, payload: [2])], commit: 3))
+        #expect(!node.abstaining)
+        let ready = node.ready()
+        storage.append(ready.entries)
+        node.advance()
+        // Caught up, it campaigns again once the leader falls silent.
+        for _ in 0..<40 { node.tick() }
+        #expect(node.ready().messages.contains { $0.kind == .preVote })
+        node.advance()
+    }
 }

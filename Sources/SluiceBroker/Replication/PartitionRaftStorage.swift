@@ -38,6 +38,9 @@ final class PartitionRaftStorage: RaftStorage {
     private(set) var endOffset: Int64
     /// Batches the load found below the anchor (a crash between writing the anchor and deleting them).
     private(set) var skippedBelowAnchor = 0
+    /// The first index whose batch failed its CRC when read back: the replica must drop it and what
+    /// follows, and copy them again from the leader (`dropCorrupt`).
+    private(set) var corruptIndex: UInt64?
 
     /// Opens the Raft view of `log`: reads `raft-state` (none: a fresh replica, anchored at the log
     /// start) and indexes every batch from the anchor on.
@@ -114,8 +117,16 @@ final class PartitionRaftStorage: RaftStorage {
         var bytesLeft = readBytesMax
         let upper = offset(of: hi)
         while index < hi, bytesLeft > 0 {
-            guard let read = try? log.read(from: offset(of: index), maxBytes: bytesLeft, maxOffset: upper),
-                  read.batchCount > 0 else { break }
+            let read: LogReadResult
+            do {
+                read = try log.read(from: offset(of: index), maxBytes: bytesLeft, maxOffset: upper)
+            } catch LogError.corruptBatch {
+                corruptIndex = min(corruptIndex ?? index, index)
+                break
+            } catch {
+                break  // an I/O error: a shorter answer now, a new read on the next append
+            }
+            guard read.batchCount > 0 else { break }
             var position = 0
             for _ in 0..<read.batchCount {
                 let size = Int(read.bytes.getBigEndian(at: position + 8, as: Int32.self)) + RecordBatchHeader.logOverhead
@@ -180,6 +191,17 @@ final class PartitionRaftStorage: RaftStorage {
         endOffset = offset(of: index)
         baseOffsets.removeLast(baseOffsets.count - keep)
         while let last = epochs.last, last.index >= index { epochs.removeLast() }
+    }
+
+    /// Drops the batch at `corruptIndex` and everything after it, committed or not, lowering the saved
+    /// commit to what is left. The caller restarts its node abstaining, so this replica cannot vote
+    /// until a leader has copied the dropped entries back.
+    func dropCorrupt() throws {
+        guard let index = corruptIndex else { return }
+        if index <= lastIndex { try truncate(from: index) }
+        hardState.commit = min(hardState.commit, lastIndex)
+        corruptIndex = nil
+        try writeState()
     }
 
     /// Saves a hard state: durably when the term or vote changed (before any vote leaves), otherwise

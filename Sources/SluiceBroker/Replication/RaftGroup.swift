@@ -108,6 +108,8 @@ final class RaftGroup: @unchecked Sendable {
         var endOffset: Int64 = 0
         /// Leader only: every member's progress (this node included).
         var replicas: [NodeID: ReplicaProgress] = [:]
+        /// Dropped corrupt entries and waits for a leader to copy them back before it votes again.
+        var abstaining = false
     }
 
     private enum Input {
@@ -127,7 +129,10 @@ final class RaftGroup: @unchecked Sendable {
 
     let id: GroupID
     let storage: PartitionRaftStorage
-    private let node: RaftNode
+    private var node: RaftNode
+    private let config: RaftConfig
+    /// Seeds the node made again after a repair.
+    private var reseed: UInt64
     private let transport: any RaftTransport
     private weak var delegate: (any RaftGroupDelegate)?
     private let schedule: @Sendable (@escaping @Sendable () -> Void) -> Void
@@ -169,6 +174,9 @@ final class RaftGroup: @unchecked Sendable {
         self.preferredLeader = preferredLeader
         self.handOverAfterTicks = 2 * config.electionTimeoutTicks
         self.storage = storage
+        var random = random
+        self.reseed = random.next()
+        self.config = config
         self.node = RaftNode(config: config, storage: storage, random: random)
         self.transport = transport
         self.delegate = delegate
@@ -244,6 +252,10 @@ final class RaftGroup: @unchecked Sendable {
             for input in inputs { handle(input) }
             do {
                 try drainReady()
+                if storage.corruptIndex != nil {
+                    try repair()
+                    try drainReady()
+                }
             } catch {
                 // A failed persist (disk full, I/O error) must not be followed by sends: stop this group
                 // so no acknowledgement leaves for what is not on disk.
@@ -312,6 +324,29 @@ final class RaftGroup: @unchecked Sendable {
         }
     }
 
+    /// A batch failed its CRC when read back to send it: drop it and everything after it, and restart
+    /// the node abstaining (`RaftConfig.startsAbstaining`) — a replica that lost entries it may have
+    /// acknowledged must not be elected, nor elect, until a leader has copied them back.
+    private func repair() throws {
+        logger.error("a batch of this replica failed its CRC check: dropping it and the rest of the log, copying them again from the leader; this replica does not vote until then",
+                     metadata: ["group": "\(id)", "directory": "\(storage.directory)", "index": "\(storage.corruptIndex ?? 0)"])
+        failPending(with: ProposalError.notLeader(leader: nil))
+        try storage.dropCorrupt()
+        var abstaining = config
+        abstaining.startsAbstaining = true
+        reseed = reseed &* 6_364_136_223_846_793_005 &+ 1
+        node = RaftNode(config: abstaining, storage: storage, random: SplitMix64(seed: reseed))
+        ticksLeading = 0
+        let committedEnd = storage.endOffset(of: storage.initialState().commit)
+        storage.log.resetReplicatedHighWatermark(committedEnd)
+        lock.withLock {
+            published.commitIndex = storage.initialState().commit
+            published.highWatermark = committedEnd
+        }
+        delegate?.raftGroup(self, persisted: [], replacedSuffix: true, proposedHere: false)
+        lastReported = nil
+    }
+
     /// Hands leadership to the preferred member once it holds the whole log and answers: the
     /// transfer (Raft thesis §3.10) costs only a moment of refused proposals, which producers retry.
     private func handOverToPreferred() {
@@ -371,6 +406,7 @@ final class RaftGroup: @unchecked Sendable {
         lock.withLock {
             published.lastIndex = node.lastIndex
             published.endOffset = storage.endOffset
+            published.abstaining = node.abstaining
             published.replicas = replicas
         }
     }
