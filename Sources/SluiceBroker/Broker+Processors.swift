@@ -6,14 +6,14 @@ import SluiceWire
 extension Broker {
     func routeProcessor(_ api: ApiKey, _ frame: RequestFrame, eventLoop: any EventLoop) throws -> EventLoopFuture<BrokerResponse> {
         let header = frame.header
+        if replicaManager != nil {
+            // A task writes its sink directly to the local log; in a cluster that write must go through
+            // the sink partition's Raft group, which the runtime does not do yet.
+            throw WireError(.invalidRequest, "processors do not run in a cluster yet; run them on a broker started without --cluster")
+        }
         switch api {
         case .createProcessor:
             let request = try CreateProcessorRequest.decode(frame.body, version: header.apiVersion)
-            if replicaManager != nil {
-                // A task writes its sink directly to the local log; in a cluster that write must go
-                // through the sink partition's Raft group, which the runtime does not do yet.
-                throw WireError(.invalidRequest, "processors do not run in a cluster yet; run them on a broker started without --cluster")
-            }
             return onPool(eventLoop) { [self] in
                 response(ProcessorResultResponse(failure {
                     try processors.create(name: request.name, sql: request.sql, from: request.startFrom, validateOnly: request.validateOnly)

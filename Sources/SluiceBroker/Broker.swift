@@ -54,7 +54,7 @@ public final class Broker: @unchecked Sendable {
                                       partitionsPerTopicMax: config.partitionsPerTopicMax, logger: logger)
         self.groups = GroupCoordinator(registry: registry, logger: logger)
         self.producerIds = ProducerIdAllocator(directory: config.dataDirectory + "/meta",
-                                               spaceIndex: config.cluster?.ids.firstIndex(of: config.nodeId) ?? 0)
+                                               spaceIndex: config.cluster == nil ? 0 : Int(config.nodeId))
         self.ioPool = NIOThreadPool(numberOfThreads: config.ioThreads)
         self.processors = ProcessorManager(registry: registry, producerIds: producerIds, config: config,
                                            eventLoopGroup: eventLoopGroup, logger: logger)
@@ -87,8 +87,9 @@ public final class Broker: @unchecked Sendable {
             dataLock = try DataDirectoryLock(directory: config.dataDirectory)
             try registry.load()
             try groups.load(offsetsPartitions: config.offsetsTopicPartitions)
-            // Before the server listens, so no processor request finds the registry unread.
-            try processors.load()
+            // Before the server listens, so no processor request finds the registry unread. Not in a
+            // cluster: a task's output would bypass the sink partitions' Raft groups.
+            if replicaManager == nil { try processors.load() }
             if let replicaManager, let metadataReplica {
                 try startReplication(replicaManager, metadata: metadataReplica, on: eventLoopGroup.next())
             }
@@ -190,6 +191,9 @@ public final class Broker: @unchecked Sendable {
             for partition in topic.partitions {
                 let log = partition.log
                 guard !log.isClosed else { continue }  // replaced by an alter meanwhile
+                // A replica's log is its Raft log: deleting or compacting batches behind Raft's back
+                // would shift its indexes. Retention on replicated partitions is not implemented yet.
+                guard partition.replica == nil else { continue }
                 do {
                     let deleted = try log.enforceRetention()
                     if !deleted.isEmpty {

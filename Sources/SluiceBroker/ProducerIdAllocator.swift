@@ -8,20 +8,21 @@ import SluiceWire
 /// (atomically, fsynced) before any id of the current block is handed out, so a crash can skip ids but
 /// never reuse one.
 ///
-/// In a cluster every broker hands out ids, so each has its own space: member k (by position in the
-/// sorted member list) allocates from k · 2^48 on. Two brokers giving the same id to two producers
-/// would make one producer's batches look like retries of the other's, acknowledged and dropped.
+/// In a cluster every broker hands out ids, so each has its own space: node n allocates from n · 2^32
+/// on (keyed by node id, not list position, so adding a member moves nobody). Two brokers giving the
+/// same id to two producers would make one producer's batches look like retries of the other's,
+/// acknowledged and dropped.
 final class ProducerIdAllocator: @unchecked Sendable {
     static let blockSize: Int64 = 1000
     /// Ids in one broker's space.
-    static let spaceSize: Int64 = 1 << 48
+    static let spaceSize: Int64 = 1 << 32
     private let directory: String
     private let space: Range<Int64>
     private let lock = NIOLock()
     private var next: Int64
     private var blockEnd: Int64
 
-    /// `spaceIndex`: this broker's position among the cluster's members (0 alone).
+    /// `spaceIndex`: this broker's node id in a cluster (0 alone).
     init(directory: String, spaceIndex: Int = 0) {
         precondition(spaceIndex >= 0 && spaceIndex < Int(Int64.max / Self.spaceSize), "space index \(spaceIndex) out of range")
         self.directory = directory

@@ -176,7 +176,7 @@ final class PartitionRaftStorage: RaftStorage {
         for entry in fresh {
             guard entry.term <= UInt64(Int32.max) else { throw ReplicationError.termTooLarge(entry.term) }
             let info = try log.appendWithoutWaiting(RecordBatch(unchecked: entry.payload), leaderEpoch: Int32(entry.term))
-            assert(info.firstOffset == endOffset, "the log moved under its Raft storage")
+            precondition(info.firstOffset == endOffset, "the log moved under its Raft storage: \(info.firstOffset) != \(endOffset)")
             record(baseOffset: info.firstOffset, term: entry.term)
             endOffset = info.lastOffset + 1
         }
@@ -186,6 +186,7 @@ final class PartitionRaftStorage: RaftStorage {
 
     /// Drops the batches from `index` on.
     private func truncate(from index: UInt64) throws {
+        if let bad = corruptIndex, bad >= index { corruptIndex = nil }  // the bad batch goes with the suffix
         try log.truncate(to: offset(of: index))
         let keep = Int(index - anchor.index - 1)
         endOffset = offset(of: index)
@@ -223,6 +224,7 @@ final class PartitionRaftStorage: RaftStorage {
         baseOffsets = []
         epochs = []
         endOffset = offset
+        corruptIndex = nil
     }
 
     /// Writes `raft-state` (atomically, with fsync); also at close, to keep the commit index.

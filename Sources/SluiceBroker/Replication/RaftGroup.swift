@@ -210,12 +210,16 @@ final class RaftGroup: @unchecked Sendable {
 
     /// Stops taking inputs; pending proposals fail. Waits for nothing: the running loop ends itself.
     func stop() {
-        let dropped: [Input] = lock.withLock {
+        let (dropped, start): ([Input], Bool) = lock.withLock {
             stopped = true
             defer { inbox = [] }
-            return inbox
+            // No run going: start one, which sees `stopped` and fails what is pending.
+            let start = !running
+            running = true
+            return (inbox, start)
         }
         for case .propose(let proposal) in dropped { proposal.completion(.failure(ProposalError.stopped)) }
+        if start { schedule { [self] in run() } }
     }
 
     private func stoppedOrBusy() -> ProposalError {
@@ -262,6 +266,8 @@ final class RaftGroup: @unchecked Sendable {
                 logger.error("replica stopped: persisting failed", metadata: ["group": "\(id)", "error": "\(error)"])
                 stop()
                 failPending(with: ProposalError.stopped)
+                // Admitted batches that never reached the disk must not stay in the producer state.
+                delegate?.raftGroup(self, persisted: [], replacedSuffix: true, proposedHere: false)
             }
         }
         if lock.withLock({ stopped }) { failPending(with: ProposalError.stopped) }
@@ -332,6 +338,7 @@ final class RaftGroup: @unchecked Sendable {
                      metadata: ["group": "\(id)", "directory": "\(storage.directory)", "index": "\(storage.corruptIndex ?? 0)"])
         failPending(with: ProposalError.notLeader(leader: nil))
         try storage.dropCorrupt()
+        ledTerm = 0
         var abstaining = config
         abstaining.startsAbstaining = true
         reseed = reseed &* 6_364_136_223_846_793_005 &+ 1
@@ -371,14 +378,22 @@ final class RaftGroup: @unchecked Sendable {
 
     private func drainReady() throws {
         reportLeadership()
-        while node.hasReady {
+        while node.hasReady && storage.corruptIndex == nil {
             let ready = node.ready()
+            if ready.isEmpty {
+                // Only committed entries to deliver, and the storage could not read them (an I/O error):
+                // try again on the next input rather than spin.
+                node.advance()
+                break
+            }
             if let snapshot = ready.snapshot { try storage.applySnapshot(snapshot) }
             if !ready.entries.isEmpty {
                 let replaced = try storage.persist(ready.entries)
                 let persisted = ready.entries.filter { $0.index > storage.anchor.index }
                     .map { (entry: $0, firstOffset: storage.offset(of: $0.index)) }
-                let own = persisted.first.map { $0.entry.term == ledTerm } ?? false
+                // Recorded at admission only while still leading; otherwise (stepped down meanwhile, the
+                // table rebuilt from the log) these are recorded now, as any replica's would be.
+                let own = node.role == .leader && (persisted.first.map { $0.entry.term == ledTerm } ?? false)
                 delegate?.raftGroup(self, persisted: persisted, replacedSuffix: replaced || ready.snapshot != nil, proposedHere: own)
                 if replaced { failReplaced() }
             }
@@ -414,6 +429,7 @@ final class RaftGroup: @unchecked Sendable {
     private func reportLeadership() {
         let now = Leadership(leader: node.leader, term: node.term, isLeader: node.role == .leader)
         guard lastReported != now else { return }
+        let wasLeader = lastReported?.isLeader == true
         lastReported = now
         lock.withLock {
             published.leader = now.leader
@@ -421,6 +437,11 @@ final class RaftGroup: @unchecked Sendable {
             published.isLeader = now.isLeader
         }
         if !now.isLeader { failPending(with: ProposalError.notLeader(leader: now.leader)) }
+        if wasLeader && !now.isLeader {
+            // Batches admitted while leading may never reach the disk (a new leader's entries can replace
+            // them before they are persisted): rebuild the producer state from what the log holds.
+            delegate?.raftGroup(self, persisted: [], replacedSuffix: true, proposedHere: false)
+        }
         delegate?.raftGroup(self, leaderChanged: now.leader, term: now.term, isLeader: now.isLeader)
     }
 

@@ -86,6 +86,7 @@ final class ReplicaManager: @unchecked Sendable {
                               logger: logger, preferredLeader: preferredLeader)
         try lock.withLock {
             guard groups.count < Self.groupsMax else { throw ReplicationError.tooManyGroups(limit: Self.groupsMax) }
+            precondition(groups[id] == nil, "a second Raft group for \(id)")
             groups[id] = group
         }
         return group
@@ -106,6 +107,10 @@ final class ReplicaManager: @unchecked Sendable {
     /// Hands each message of a RaftMessages request to its group; groups this broker does not run are
     /// named in the answer (their messages are dropped).
     func deliver(_ request: RaftMessagesRequest) -> RaftMessagesResponse {
+        guard request.fromNode > 0, cluster.member(request.fromNode) != nil else {
+            return RaftMessagesResponse(error: .invalidRequest, errorMessage: "node \(request.fromNode) is not a member of this cluster")
+        }
+        let from = NodeID(request.fromNode)
         var unknown: [String] = []
         for wireGroup in request.groups {
             let id = GroupID(topic: wireGroup.topic, partition: wireGroup.partition)
@@ -114,7 +119,7 @@ final class ReplicaManager: @unchecked Sendable {
                 continue
             }
             // Node ids are broker ids: a message claiming another sender than the request's is dropped.
-            for message in wireGroup.messages where message.to == nodeId && message.from == NodeID(request.fromNode) {
+            for message in wireGroup.messages where message.to == nodeId && message.from == from {
                 group.deliver(message)
             }
         }
