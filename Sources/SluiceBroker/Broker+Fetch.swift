@@ -82,6 +82,10 @@ extension Broker {
             FetchedTopic(name: topic.name, partitions: topic.partitions.map { requested in
                 do {
                     let partition = try registry.partition(topic.name, requested.partition)
+                    if replicaManager != nil, partition.replica == nil, registry.topic(topic.name)?.isInternal == false {
+                        // Not a replica here: this broker's copy of the partition is empty, not the data.
+                        throw notLeaderError(partition, leader: nil)
+                    }
                     let log = partition.log
                     let highWatermark = log.highWatermark
                     // Only the response's first batch may exceed the budget; once it is spent the other

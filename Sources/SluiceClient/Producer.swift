@@ -282,7 +282,7 @@ public actor Producer {
     /// order of their sequence numbers.
     private func pump(_ key: TopicPartitionKey) {
         guard var state = partitions[key] else { return }
-        guard state.waiting.isEmpty || config.acks == .none || leaderConnections[key]?.isActive == true else {
+        guard state.waiting.isEmpty || leaderConnections[key]?.isActive == true else {
             // No batch leaves before the connection exists: sent from racing tasks they could reach the
             // broker out of sequence order, and a broker takes a new producer's first batch at any sequence.
             connectLeader(key)
@@ -297,26 +297,30 @@ public actor Producer {
     }
 
     /// Finds the partition's leader and connects to it, then sends what waits; after `retriesMax`
-    /// failed attempts the waiting batches fail with the last error.
-    private func connectLeader(_ key: TopicPartitionKey, attempt: Int = 0) {
+    /// failed attempts the waiting batches fail with the last error. One attempt chain per partition:
+    /// the key stays in `connectingLeaders` through the pauses, so new batches cannot restart the count.
+    private func connectLeader(_ key: TopicPartitionKey) {
         guard !connectingLeaders.contains(key) else { return }
         connectingLeaders.insert(key)
         Task {
-            do {
-                let connection = try await client.leaderConnection(for: key)
-                leaderConnections[key] = connection
-                connectingLeaders.remove(key)
-                pump(key)
-            } catch {
-                connectingLeaders.remove(key)
-                let failure = (error as? SluiceClientError) ?? SluiceClientError(.connectionClosed, "\(error)")
-                client.forgetLeader(of: key)
-                guard failure.isRetriable, attempt < config.retriesMax else {
-                    failWaiting(key, failure)
+            var attempt = 0
+            while true {
+                do {
+                    leaderConnections[key] = try await client.leaderConnection(for: key)
+                    connectingLeaders.remove(key)
+                    pump(key)
                     return
+                } catch {
+                    let failure = (error as? SluiceClientError) ?? SluiceClientError(.connectionClosed, "\(error)")
+                    client.forgetLeader(of: key)
+                    attempt += 1
+                    guard failure.isRetriable, attempt <= config.retriesMax else {
+                        connectingLeaders.remove(key)
+                        failWaiting(key, failure)
+                        return
+                    }
+                    try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
                 }
-                try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
-                connectLeader(key, attempt: attempt + 1)
             }
         }
     }
@@ -335,32 +339,42 @@ public actor Producer {
     }
 
     private func transmit(_ sealed: Sealed) {
-        let request = ProduceRequest(acks: config.acks, timeoutMs: 30_000, topics: [
+        let request = ProduceRequest(acks: config.acks, timeoutMs: brokerTimeoutMs, topics: [
             .init(name: sealed.key.topic, partitions: [.init(partition: sealed.key.partition, records: ByteBuffer(bytes: sealed.batch.bytes))]),
         ])
-        if let connection = leaderConnections[sealed.key], connection.isActive, config.acks != .none {
-            let answer = connection.start(.produce, request, timeoutMs: client.requestTimeoutMs)
-            Task { await self.completed(sealed, await Self.outcome(of: answer)) }
+        guard let connection = leaderConnections[sealed.key] else {
+            preconditionFailure("pump transmits only over an open leader connection")
+        }
+        guard config.acks != .none else {
+            Task {
+                let outcome: Result<Int64, SluiceClientError>
+                do {
+                    try await connection.sendWithoutResponse(.produce, request)
+                    outcome = .success(-1)
+                } catch {
+                    outcome = .failure((error as? SluiceClientError) ?? SluiceClientError(.connectionClosed, "\(error)"))
+                }
+                await self.completed(sealed, outcome)
+            }
             return
         }
-        Task {
-            let outcome: Result<Int64, SluiceClientError>
-            do {
-                let fresh = try await client.leaderConnection(for: sealed.key)
-                self.leaderConnections[sealed.key] = fresh
-                if config.acks == .none {
-                    try await fresh.sendWithoutResponse(.produce, request)
-                    outcome = .success(-1)
-                } else {
-                    outcome = await Self.outcome(of: fresh.start(.produce, request, timeoutMs: client.requestTimeoutMs))
-                }
-            } catch let error as SluiceClientError {
-                outcome = .failure(error)
-            } catch {
-                outcome = .failure(SluiceClientError(.protocolViolation, "\(error)"))
-            }
-            await self.completed(sealed, outcome)
-        }
+        // Written now, in order; a closed connection fails the answer at once and the retry path runs.
+        let answer = connection.start(.produce, request, timeoutMs: client.requestTimeoutMs)
+        Task { await self.completed(sealed, await Self.outcome(of: answer)) }
+    }
+
+    /// The broker's wait for acknowledgements: a second below the client's own timeout, so that the
+    /// broker's answer (`not_enough_replicas`) arrives before the client gives up on the request.
+    private var brokerTimeoutMs: Int32 { Int32(clamping: max(1, client.requestTimeoutMs - 1000)) }
+
+    /// Puts a batch back among the waiting ones in sequence order (a retry goes before later batches).
+    private func requeue(_ sealed: Sealed) {
+        partitions[sealed.key]?.inFlight -= 1
+        guard var state = partitions[sealed.key] else { return }
+        let sequence = sealed.batch.header.baseSequence
+        let position = state.waiting.firstIndex { $0.batch.header.baseSequence > sequence } ?? state.waiting.endIndex
+        state.waiting.insert(sealed, at: position)
+        partitions[sealed.key] = state
     }
 
     private static func outcome(of answer: EventLoopFuture<ResponseFrame>) async -> Result<Int64, SluiceClientError> {
@@ -394,23 +408,18 @@ public actor Producer {
             // failed for good: its sequence gap can never close.
             let gapForever = batchProducer >= 0 && abandonedProducerIds.contains(batchProducer)
             let retriable = error.isRetriable || (error.code == .outOfOrderSequence && !gapForever)
-            if error.code == .notLeader || error.kind == .unreachable || error.kind == .connectionClosed {
-                // Leadership moved (or its broker went away): ask the cluster again before the retry.
+            if error.code == .notLeader || error.kind == .unreachable || error.kind == .connectionClosed || error.kind == .timeout {
+                // Leadership moved, or its broker went away or stalled: ask the cluster again before the retry.
                 leaderConnections[sealed.key] = nil
                 client.forgetLeader(of: sealed.key)
             }
             if retriable && sealed.attempts < config.retriesMax {
                 var again = sealed
                 again.attempts += 1
+                // Back in line in sequence order before the pause, so nothing later overtakes it.
+                requeue(again)
                 try? await Task.sleep(nanoseconds: UInt64(config.retryBackoffMs) * 1_000_000)
-                if leaderConnections[sealed.key]?.isActive == true || config.acks == .none {
-                    transmit(again)
-                } else {
-                    // The leader moved: the retry waits first in line for the new connection.
-                    partitions[sealed.key]?.inFlight -= 1
-                    partitions[sealed.key]?.waiting.insert(again, at: 0)
-                    pump(sealed.key)
-                }
+                pump(sealed.key)
                 return
             }
             partitions[sealed.key]?.inFlight -= 1

@@ -14,15 +14,23 @@ struct RoutingTable: Sendable {
 
     var addresses: [Int32: BrokerAddress] = [:]
     var leaders: [TopicPartitionKey: Int32] = [:]
+    /// Each partition's replicas: where to ask for its leader when the broker asked does not know it.
+    var replicas: [TopicPartitionKey: [Int32]] = [:]
     var controller: Int32 = -1
 
     mutating func learn(_ response: MetadataResponse) {
         for broker in response.brokers { addresses[broker.nodeId] = BrokerAddress(host: broker.host, port: Int(broker.port)) }
         controller = response.controllerId
-        if leaders.count > Self.leadersMax { leaders = [:] }
+        if leaders.count > Self.leadersMax {
+            leaders = [:]
+            replicas = [:]
+        }
         for topic in response.topics where topic.error == .none {
             for partition in topic.partitions {
-                leaders[TopicPartitionKey(topic: topic.name, partition: partition.partition)] = partition.leader
+                let key = TopicPartitionKey(topic: topic.name, partition: partition.partition)
+                // A broker that holds no replica answers -1; keep a leader learned from one that does.
+                if partition.leader >= 0 || leaders[key] == nil { leaders[key] = partition.leader }
+                replicas[key] = partition.replicas
             }
         }
     }
@@ -48,6 +56,17 @@ extension SluiceClient {
         if leader == nil || leader == -1 {
             try await refreshRouting(topics: [key.topic])
             leader = routingLock.withLock { routing.leaders[key] }
+        }
+        if leader == nil || leader == -1 {
+            // The broker asked holds no replica of it: its replicas know their leader.
+            for replica in routingLock.withLock({ routing.replicas[key] ?? [] }) {
+                guard let connection = try? await connection(toNode: replica),
+                      let answer = try? await connection.send(.metadata, MetadataRequest(topics: [key.topic], includeInternal: false),
+                                                              expecting: MetadataResponse.self, timeoutMs: requestTimeoutMs) else { continue }
+                routingLock.withLock { routing.learn(answer) }
+                leader = routingLock.withLock { routing.leaders[key] }
+                if let found = leader, found >= 0 { break }
+            }
         }
         guard let leader, leader >= 0 else {
             throw SluiceClientError(.broker(.notLeader), "\(key) has no leader right now (an election is under way); retry shortly")
