@@ -141,6 +141,13 @@ final class Sluiced: @unchecked Sendable {
         #expect(result.signaled && result.status == SIGKILL, "sluiced after SIGKILL: \(result)", sourceLocation: sourceLocation)
     }
 
+    /// SIGSTOP: the process freezes with its sockets open, so peers and clients see a broker that
+    /// accepts connections and answers nothing (a stalled leader), until `resume()`.
+    func pause() { child.send(SIGSTOP) }
+
+    /// SIGCONT after `pause()`: the broker carries on where it stopped, with stale timers and a stale term.
+    func resume() { child.send(SIGCONT) }
+
     /// What the broker logged so far (stderr).
     var log: String { child.stderr.text }
 }
