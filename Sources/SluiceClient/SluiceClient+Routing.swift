@@ -71,6 +71,9 @@ extension SluiceClient {
         guard let leader, leader >= 0 else {
             throw SluiceClientError(.broker(.notLeader), "\(key) has no leader right now (an election is under way); retry shortly")
         }
+        // A broker running alone may advertise the address it binds (0.0.0.0): keep the connection that
+        // reached it.
+        if routingLock.withLock({ routing.addresses.count }) == 1 { return try await connection(.general) }
         return try await connection(toNode: leader)
     }
 

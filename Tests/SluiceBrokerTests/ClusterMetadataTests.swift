@@ -572,4 +572,13 @@ struct ClusterMetadataTests {
         for index in 1...commands { _ = state.apply(randomApplyCommand(&random), index: UInt64(index)) }
         return state
     }
+
+    @Test("a name equal only by Unicode equivalence finds no topic (String equality is canonical)")
+    func lookupsNeedLegalNames() {
+        var state = ClusterMetadata()
+        #expect(state.apply(.createTopic(name: "Kafka", replicas: [[1]], configs: [:], isInternal: false), index: 1) == .applied)
+        let outcome = state.apply(.deleteTopic(name: "\u{212A}afka"), index: 2)
+        #expect(outcome != .applied)
+        #expect(state.topics["Kafka"] != nil)
+    }
 }

@@ -168,7 +168,11 @@ public let architectureExampleQuery = """
 /// A loopback port the kernel just handed out and released: free unless something takes it meanwhile.
 /// Cluster members need their ports before they start (each is in every member's configuration).
 public func freeLoopbackPort() -> Int {
+    #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
     precondition(fd >= 0, "socket failed: \(errno)")
     defer { close(fd) }
     var address = sockaddr_in()

@@ -311,6 +311,9 @@ extension ClusterMetadata {
     }
 
     private func existing(_ name: String) throws(MetadataRejection) -> TopicAssignment {
+        // Only legal (ASCII) names are looked up: Swift's String equality is canonical equivalence, so a
+        // name like "\u{212A}afka" (Kelvin sign) would otherwise find the topic "Kafka".
+        try Self.checkName(name, isInternal: name.hasPrefix("__"))
         guard let topic = topics[name] else { throw MetadataRejection(.unknownTopic, "topic '\(name)' does not exist") }
         return topic
     }

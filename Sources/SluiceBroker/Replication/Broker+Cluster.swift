@@ -100,8 +100,12 @@ extension Broker {
                 } catch {
                     throw WireError(factor < 1 || factor > brokers.count ? .invalidReplicationFactor : .invalidPartitions, "\(error)")
                 }
+                // Every setting travels with the command, defaults included: each broker fills unset keys
+                // from its own [topic-defaults], which need not match, and replicas must not differ (a
+                // different retention or cleanup policy would make their logs differ).
+                let chosen = try TopicConfig.validated([:], applying: topic.configs, defaults: registry.defaults)
                 var configs: [String: String] = [:]
-                for entry in topic.configs { configs[entry.key] = entry.value }
+                for entry in chosen.effective(defaults: registry.defaults) { configs[entry.key] = entry.value }
                 let command = MetadataCommand.createTopic(name: topic.name, replicas: replicas, configs: configs, isInternal: false)
                 if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
                 if request.validateOnly { return eventLoop.makeSucceededFuture(TopicResult(name: topic.name)) }

@@ -276,6 +276,11 @@ final class RaftGroup: @unchecked Sendable {
     private func handle(_ input: Input) {
         switch input {
         case .message(let message):
+            // A term the batch epoch field cannot hold would be adopted and then fail every persist.
+            guard message.term <= UInt64(Int32.max), message.entries.allSatisfy({ $0.term <= UInt64(Int32.max) }) else {
+                logger.warning("dropped a Raft message with a term beyond 2^31-1", metadata: ["group": "\(id)", "from": "\(message.from)"])
+                return
+            }
             if message.entries.contains(where: { !validatePayload($0.payload) }) {
                 logger.warning("dropped a Raft message with a malformed entry", metadata: ["group": "\(id)", "from": "\(message.from)"])
                 return
