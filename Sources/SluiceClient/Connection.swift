@@ -193,6 +193,12 @@ final class ResponseHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(SluiceClientError(.protocolViolation, "unreadable data from the broker: \(error)"), context: context)
+        // A reset or other socket error is a lost connection (retriable: a broker died or restarted);
+        // only bytes that do not decode are the broker breaking the protocol.
+        if error is IOError || error is ChannelError {
+            failAll(SluiceClientError(.connectionClosed, "the connection to the broker failed: \(error)"), context: context)
+        } else {
+            failAll(SluiceClientError(.protocolViolation, "unreadable data from the broker: \(error)"), context: context)
+        }
     }
 }
