@@ -74,26 +74,6 @@ extension SluiceRaft.Message.Kind {
 // MARK: Reading
 
 extension WireReader {
-    /// `[T]` whose count may not exceed `countMax`: refused (naming `limit`) before any element is read.
-    /// Never null.
-    mutating func readArray<T>(
-        _ field: StaticString, countMax: Int, limit: StaticString, _ element: (inout WireReader) throws -> T
-    ) throws -> [T] {
-        let count = Int(try readInt32(field))
-        guard count != -1 else { throw WireDecodingError("\(field): null where an array is required") }
-        guard count >= 0 else { throw WireDecodingError("\(field): negative array count \(count)") }
-        guard count <= countMax else {
-            throw WireDecodingError("\(field): \(count) elements; the limit is \(countMax) (\(limit))")
-        }
-        guard count <= buffer.readableBytes else {
-            throw WireDecodingError("truncated: \(field) says \(count) elements, only \(buffer.readableBytes) bytes left")
-        }
-        var result: [T] = []
-        result.reserveCapacity(count)
-        for _ in 0..<count { result.append(try element(&self)) }
-        return result
-    }
-
     /// An `int64` read as the unsigned 64-bit number whose bits it holds (Raft ids, terms, indexes).
     mutating func readUInt64(_ field: StaticString) throws -> UInt64 {
         UInt64(bitPattern: try readInt64(field))

@@ -76,11 +76,16 @@ public struct WireReader {
     }
 
     /// int32 count (−1 = null) then elements. Every element takes at least one byte, so a count above
-    /// the bytes left is refused before any element is read.
-    public mutating func readNullableArray<T>(_ field: StaticString = "array", _ element: (inout WireReader) throws -> T) throws -> [T]? {
+    /// the bytes left is refused before any element is read; so is a count above `countMax` (the error
+    /// names `limit`).
+    public mutating func readNullableArray<T>(_ field: StaticString = "array", countMax: Int = Int.max, limit: StaticString = "",
+                                              _ element: (inout WireReader) throws -> T) throws -> [T]? {
         let count = Int(try readInt32(field))
         if count == -1 { return nil }
         guard count >= 0 else { throw WireDecodingError("\(field): negative array count \(count)") }
+        guard count <= countMax else {
+            throw WireDecodingError("\(field): \(count) elements; the limit is \(countMax) (\(limit))")
+        }
         guard count <= buffer.readableBytes else {
             throw WireDecodingError("truncated: \(field) says \(count) elements, only \(buffer.readableBytes) bytes left")
         }
@@ -90,8 +95,10 @@ public struct WireReader {
         return result
     }
 
-    public mutating func readArray<T>(_ field: StaticString = "array", _ element: (inout WireReader) throws -> T) throws -> [T] {
-        guard let array = try readNullableArray(field, element) else { throw WireDecodingError("\(field): null where an array is required") }
+    /// As `readNullableArray`, never null.
+    public mutating func readArray<T>(_ field: StaticString = "array", countMax: Int = Int.max, limit: StaticString = "",
+                                      _ element: (inout WireReader) throws -> T) throws -> [T] {
+        guard let array = try readNullableArray(field, countMax: countMax, limit: limit, element) else { throw WireDecodingError("\(field): null where an array is required") }
         return array
     }
 
