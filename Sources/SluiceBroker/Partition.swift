@@ -58,13 +58,16 @@ final class Partition: @unchecked Sendable {
             table = snapshot
             from = offset
         }
-        if from < log.logEndOffset {
-            try log.forEachBatchHeader(from: from) { header in
-                table.record(header, firstOffset: header.baseOffset, lastOffset: header.lastOffset)
-            }
-        }
+        if from < log.logEndOffset { try Self.record(log, from: from, into: &table) }
         if FileSystem.exists(path) { try FileSystem.remove(path) }
         appendLock.withLock { producers = table }
+    }
+
+    /// Adds every batch header of `log` from `offset` on to `table`.
+    private static func record(_ log: PartitionLog, from offset: Int64, into table: inout ProducerStateTable) throws {
+        try log.forEachBatchHeader(from: offset) { header in
+            table.record(header, firstOffset: header.baseOffset, lastOffset: header.lastOffset)
+        }
     }
 
     /// Runs `body` on the producer-state table under the append lock.
@@ -84,10 +87,9 @@ final class Partition: @unchecked Sendable {
     /// Rebuilds the producer-state table from every batch header in the log (after a replica dropped a
     /// divergent suffix, whose batches it may have counted).
     func rebuildProducerState() throws {
+        let log = self.log
         var table = ProducerStateTable()
-        try log.forEachBatchHeader(from: log.logStartOffset) { header in
-            table.record(header, firstOffset: header.baseOffset, lastOffset: header.lastOffset)
-        }
+        try Self.record(log, from: log.logStartOffset, into: &table)
         appendLock.withLock { producers = table }
     }
 
