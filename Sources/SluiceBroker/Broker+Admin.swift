@@ -4,32 +4,33 @@ import SluiceWire
 // Metadata and topic administration.
 
 extension Broker {
+    /// Alone: this broker leads every partition. In a cluster: `clusterMetadata`.
     func metadata(_ request: MetadataRequest) -> MetadataResponse {
+        if let replicaManager { return clusterMetadata(request, manager: replicaManager) }
         let broker = BrokerMetadata(nodeId: config.nodeId, host: config.host, port: Int32(boundPort))
-        var topics: [TopicMetadata] = []
-        if let names = request.topics {
-            for name in names {
-                if let topic = registry.topic(name) {
-                    topics.append(describe(topic))
-                } else {
-                    topics.append(TopicMetadata(error: .unknownTopicOrPartition, errorMessage: "topic '\(name)' does not exist",
-                                                name: name, isInternal: false, partitions: []))
-                }
-            }
-        } else {
-            topics = registry.allTopics.filter { request.includeInternal || !$0.isInternal }.map(describe)
-        }
+        let topics = topicsMetadata(request) { _, _ in (config.nodeId, [config.nodeId]) }
         return MetadataResponse(brokers: [broker], controllerId: config.nodeId, topics: topics)
     }
 
-    private func describe(_ topic: Topic) -> TopicMetadata {
-        let partitions = topic.partitions.map { partition in
-            let log = partition.log
-            return PartitionMetadata(partition: partition.index, leader: config.nodeId, replicas: [config.nodeId],
-                                     logStartOffset: log.logStartOffset, highWatermark: log.highWatermark,
-                                     sizeBytes: Int64(log.sizeInBytes))
+    /// The requested topics (every visible one when the request names none), each partition's leader
+    /// and replicas given by `placement`.
+    func topicsMetadata(_ request: MetadataRequest,
+                        placement: (Topic, Partition) -> (leader: Int32, replicas: [Int32])) -> [TopicMetadata] {
+        let names = request.topics ?? registry.allTopics.filter { request.includeInternal || !$0.isInternal }.map(\.name)
+        return names.map { name in
+            guard let topic = registry.topic(name) else {
+                return TopicMetadata(error: .unknownTopicOrPartition, errorMessage: "topic '\(name)' does not exist",
+                                     name: name, isInternal: false, partitions: [])
+            }
+            let partitions = topic.partitions.map { partition in
+                let log = partition.log
+                let (leader, replicas) = placement(topic, partition)
+                return PartitionMetadata(partition: partition.index, leader: leader, replicas: replicas,
+                                         logStartOffset: log.logStartOffset, highWatermark: log.highWatermark,
+                                         sizeBytes: Int64(log.sizeInBytes))
+            }
+            return TopicMetadata(name: topic.name, isInternal: topic.isInternal, partitions: partitions)
         }
-        return TopicMetadata(name: topic.name, isInternal: topic.isInternal, partitions: partitions)
     }
 
     func createTopics(_ request: CreateTopicsRequest) -> TopicResultsResponse {

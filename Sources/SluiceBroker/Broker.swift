@@ -268,9 +268,6 @@ public final class Broker: @unchecked Sendable {
                 return eventLoop.makeSucceededFuture(response(ApiVersionsResponse(apis: apis, brokerSoftware: Self.software), header))
             case .metadata:
                 let request = try MetadataRequest.decode(frame.body, version: header.apiVersion)
-                if let replicaManager {
-                    return eventLoop.makeSucceededFuture(response(clusterMetadata(request, manager: replicaManager), header))
-                }
                 return eventLoop.makeSucceededFuture(response(metadata(request), header))
             case .produce:
                 let request = try ProduceRequest.decode(frame.body, version: header.apiVersion)

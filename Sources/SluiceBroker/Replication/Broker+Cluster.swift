@@ -155,23 +155,11 @@ extension Broker {
         let brokers = manager.cluster.members.map { BrokerMetadata(nodeId: $0.id, host: $0.host, port: Int32($0.port)) }
         let state = metadataReplica?.state ?? ClusterMetadata()
         let controller = metadataReplica?.group?.status.leader.map { Int32(truncatingIfNeeded: $0) } ?? -1
-        let names = request.topics ?? registry.allTopics.filter { request.includeInternal || !$0.isInternal }.map(\.name)
-        let topics = names.map { name -> TopicMetadata in
-            guard let topic = registry.topic(name) else {
-                return TopicMetadata(error: .unknownTopicOrPartition, errorMessage: "topic '\(name)' does not exist",
-                                     name: name, isInternal: false, partitions: [])
-            }
-            let assignment = state.topics[name]
-            let partitions = topic.partitions.map { partition in
-                let log = partition.log
-                let leader = partition.replica?.status.leader.map { Int32(truncatingIfNeeded: $0) }
-                    ?? (assignment == nil ? config.nodeId : -1)
-                let replicas = assignment.map { Int(partition.index) < $0.replicas.count ? $0.replicas[Int(partition.index)] : [] } ?? [config.nodeId]
-                return PartitionMetadata(partition: partition.index, leader: leader, replicas: replicas,
-                                         logStartOffset: log.logStartOffset, highWatermark: log.highWatermark,
-                                         sizeBytes: Int64(log.sizeInBytes))
-            }
-            return TopicMetadata(name: topic.name, isInternal: topic.isInternal, partitions: partitions)
+        let topics = topicsMetadata(request) { topic, partition in
+            guard let assignment = state.topics[topic.name] else { return (config.nodeId, [config.nodeId]) }
+            let index = Int(partition.index)
+            let leader = partition.replica?.status.leader.map { Int32(truncatingIfNeeded: $0) } ?? -1
+            return (leader, index < assignment.replicas.count ? assignment.replicas[index] : [])
         }
         return MetadataResponse(brokers: brokers, controllerId: controller, topics: topics)
     }
