@@ -8,8 +8,13 @@ extension SluiceClient {
     /// The cluster as the connected broker sees it; `includeInternal` adds internal topics' partitions
     /// and the metadata group. Throws the broker's refusal as a `SluiceClientError`.
     public func describeCluster(includeInternal: Bool = false) async throws -> DescribeClusterResponse {
-        let response = try await send(.describeCluster, DescribeClusterRequest(includeInternal: includeInternal),
-                                      expecting: DescribeClusterResponse.self)
+        try await describeCluster(on: connection(), includeInternal: includeInternal)
+    }
+
+    /// DescribeCluster over `connection`; the broker's refusal thrown.
+    private func describeCluster(on connection: BrokerConnection, includeInternal: Bool) async throws -> DescribeClusterResponse {
+        let response = try await connection.send(.describeCluster, DescribeClusterRequest(includeInternal: includeInternal),
+                                                 expecting: DescribeClusterResponse.self, timeoutMs: requestTimeoutMs)
         if let error = response.wireError { throw SluiceClientError(error) }
         return response
     }
@@ -34,10 +39,7 @@ extension SluiceClient {
             for broker in first.brokers {
                 group.addTask { [self] in
                     do {
-                        let connection = try await connection(toNode: broker.nodeId)
-                        let answer = try await connection.send(.describeCluster, DescribeClusterRequest(includeInternal: includeInternal),
-                                                               expecting: DescribeClusterResponse.self, timeoutMs: requestTimeoutMs)
-                        if let error = answer.wireError { throw SluiceClientError(error) }
+                        let answer = try await describeCluster(on: connection(toNode: broker.nodeId), includeInternal: includeInternal)
                         return (broker.nodeId, .success(answer))
                     } catch {
                         return (broker.nodeId, .failure(error))
