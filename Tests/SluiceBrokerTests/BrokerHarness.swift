@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import SluiceBroker
 import SluiceClient
+import SluiceCore
 import SluiceTestSupport
 
 /// An in-process broker on an ephemeral loopback port with its own temporary data directory.
@@ -77,3 +78,15 @@ final class BrokerHarness: @unchecked Sendable {
         directory.remove()
     }
 }
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeoutMs` pass (false): for states nothing
+/// signals, such as an election's outcome or a processor's progress.
+func pollUntil(timeoutMs: Int, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = MonotonicClock.nowNanoseconds() + UInt64(timeoutMs) * 1_000_000
+    while MonotonicClock.nowNanoseconds() < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(nanoseconds: 20_000_000)
+    }
+    return false
+}
+

@@ -61,12 +61,7 @@ final class ClusterHarness: @unchecked Sendable {
 
     /// Polls until `condition` holds (elections take a few hundred milliseconds); false after `timeoutMs`.
     func eventually(timeoutMs: Int = 10_000, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = MonotonicClock.nowNanoseconds() + UInt64(timeoutMs) * 1_000_000
-        while MonotonicClock.nowNanoseconds() < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        return false
+        try await pollUntil(timeoutMs: timeoutMs, condition)
     }
 
     /// The broker the metadata group elected, once every running broker agrees on it.

@@ -86,12 +86,7 @@ struct ProcessorRuntimeTests {
 
     /// Waits (bounded, 60 s) until `condition` holds.
     static func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        Issue.record("timed out waiting: \(what)")
+        if try await !pollUntil(timeoutMs: 60_000, condition) { Issue.record("timed out waiting: \(what)") }
     }
 
     /// Waits (bounded) until the processor has read all its input and the sink holds `count` records.
