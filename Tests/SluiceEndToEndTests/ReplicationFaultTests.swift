@@ -487,11 +487,11 @@ final class FaultScenario {
             try cluster.start(id, seedText)
             log("restart broker \(id) (\(String(format: "%.1f", Date().timeIntervalSince(started))) s to listen)")
         case .killLeader:
-            let (partition, leader) = leaderOfRandomPartition()
+            guard let (partition, leader) = leaderOfRandomPartition() else { return }
             cluster.crash(leader)
             log("SIGKILL broker \(leader) (leader of partition \(partition.map(String.init) ?? "?"))")
         case .pauseLeader:
-            let (partition, leader) = leaderOfRandomPartition()
+            guard let (partition, leader) = leaderOfRandomPartition() else { return }
             cluster.pause(leader)
             pausedThisRound.append(leader)
             log("SIGSTOP broker \(leader) (leader of partition \(partition.map(String.init) ?? "?"))")
@@ -499,13 +499,22 @@ final class FaultScenario {
         }
     }
 
-    /// The leader of a random partition, else of another partition, else a random answering broker.
-    private func leaderOfRandomPartition() -> (partition: Int?, broker: Int) {
-        let leaders = cluster.leaders(topic)
+    /// Whether broker `id` may go down or pause now: every partition keeps a majority of its replicas
+    /// answering. A minority of the brokers is not enough with 5 brokers and 3 replicas: two brokers
+    /// down can be two of one partition's three.
+    private func mayFail(_ id: Int) -> Bool {
+        let faulty = Set(cluster.down).union(cluster.paused).union([id])
+        return replicas.values.allSatisfy { members in members.filter { !faulty.contains($0) }.count * 2 > members.count }
+    }
+
+    /// The leader of a random partition, else of another partition, else a random answering broker —
+    /// only among brokers that `mayFail`; nil when none may.
+    private func leaderOfRandomPartition() -> (partition: Int?, broker: Int)? {
+        let leaders = cluster.leaders(topic).filter { mayFail($0.value) }
         let partition = Int.random(in: 0..<partitions, using: &random)
         if let leader = leaders[partition] { return (partition, leader) }
         if let other = leaders.keys.sorted().randomElement(using: &random), let leader = leaders[other] { return (other, leader) }
-        return (nil, cluster.answering.randomElement(using: &random) ?? 1)
+        return cluster.answering.filter(mayFail).randomElement(using: &random).map { (nil, $0) }
     }
 
     // MARK: Heal and check
