@@ -88,7 +88,7 @@ extension Broker {
         ListOffsetsResponse(topics: request.topics.map { topic in
             ListOffsetsResponse.Topic(name: topic.name, partitions: topic.partitions.map { requested in
                 do {
-                    let log = try registry.partition(topic.name, requested.partition).log
+                    let log = try servedPartition(topic.name, requested.partition).log
                     let position: ProcessorStartPosition
                     switch requested.timestamp {
                     case ListOffsetsRequest.latestTimestamp: position = .latest

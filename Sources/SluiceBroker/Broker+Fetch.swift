@@ -74,6 +74,16 @@ extension Broker {
         return done
     }
 
+    /// The partition, if this broker holds its data. In a cluster a partition without a replica here is
+    /// an empty directory, not the data: the client is sent to a replica (internal topics are local).
+    func servedPartition(_ topic: String, _ index: Int32) throws -> Partition {
+        let partition = try registry.partition(topic, index)
+        if replicaManager != nil, partition.replica == nil, registry.topic(topic)?.isInternal == false {
+            throw notLeaderError(partition, leader: nil)
+        }
+        return partition
+    }
+
     /// Reads what each partition has from its fetch offset (bounded per partition and in total).
     private func read(_ request: FetchRequest) -> [FetchedTopic] {
         var budget = min(Int(max(request.maxBytes, 0)), config.fetchResponseBytesMax)
@@ -81,11 +91,7 @@ extension Broker {
         return request.topics.map { topic in
             FetchedTopic(name: topic.name, partitions: topic.partitions.map { requested in
                 do {
-                    let partition = try registry.partition(topic.name, requested.partition)
-                    if replicaManager != nil, partition.replica == nil, registry.topic(topic.name)?.isInternal == false {
-                        // Not a replica here: this broker's copy of the partition is empty, not the data.
-                        throw notLeaderError(partition, leader: nil)
-                    }
+                    let partition = try servedPartition(topic.name, requested.partition)
                     let log = partition.log
                     let highWatermark = log.highWatermark
                     // Only the response's first batch may exceed the budget; once it is spent the other

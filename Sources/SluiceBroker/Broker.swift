@@ -65,9 +65,9 @@ public final class Broker: @unchecked Sendable {
             replicaManager = ReplicaManager(nodeId: NodeID(config.nodeId), cluster: cluster, settings: settings,
                                             group: eventLoopGroup, logger: logger)
             let box = WeakBroker()
-            metadataReplica = MetadataReplica(directory: config.dataDirectory + "/meta/cluster", logger: logger) { command, state in
-                box.broker?.applied(command, state: state)
-            }
+            metadataReplica = MetadataReplica(directory: config.dataDirectory + "/meta/cluster", logger: logger,
+                                              onApplied: { command, state in box.broker?.applied(command, state: state) },
+                                              onLeadershipChanged: { _ in box.broker?.groups.forgetMembers() })
             box.broker = self
         } else {
             replicaManager = nil
@@ -324,19 +324,26 @@ public final class Broker: @unchecked Sendable {
                 }
             case .groupHeartbeat:
                 let request = try GroupHeartbeatRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil { try requireCoordinator() }
                 let answer = try groups.heartbeat(request, clientId: header.clientId ?? "", clientHost: connection.clientHost)
                 return eventLoop.makeSucceededFuture(response(answer, header))
             case .offsetCommit:
                 let request = try OffsetCommitRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil {
+                    return commitOffsetsInCluster(request, eventLoop: eventLoop).map { [self] in response($0, header) }
+                }
                 return onPool(eventLoop) { [self] in response(try groups.commit(request), header) }
             case .offsetFetch:
                 let request = try OffsetFetchRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil { try requireCoordinator() }
                 return eventLoop.makeSucceededFuture(response(try groups.fetchOffsets(request), header))
             case .listGroups:
                 _ = try ListGroupsRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil { try requireCoordinator() }
                 return eventLoop.makeSucceededFuture(response(groups.list(), header))
             case .describeGroups:
                 let request = try DescribeGroupsRequest.decode(frame.body, version: header.apiVersion)
+                if replicaManager != nil { try requireCoordinator() }
                 return eventLoop.makeSucceededFuture(response(groups.describe(request), header))
             case .createProcessor, .listProcessors, .describeProcessor, .alterProcessor:
                 return try routeProcessor(api, frame, eventLoop: eventLoop)

@@ -143,15 +143,20 @@ final class GroupCoordinator: @unchecked Sendable {
 
     // MARK: Offsets
 
-    func commit(_ request: OffsetCommitRequest) throws -> PartitionErrorsResponse {
+    /// An offset commit checked against the group and the topics: the answer per partition, and the
+    /// offsets to store.
+    struct CheckedCommit {
+        var results: [PartitionErrorsResponse.Topic]
+        var accepted: [CommittedOffset]
+        var timeMs: Int64
+    }
+
+    /// Checks the committer's membership and each partition; the partitions refused are answered in
+    /// `results` and left out of `accepted`.
+    func check(_ request: OffsetCommitRequest) throws -> CheckedCommit {
         try Self.validateGroupId(request.groupId)
-        // Checked again under commitLock, right before the write, so a member fenced meanwhile cannot
-        // still land a commit.
         try validateCommitter(request)
-        let now = Self.nowMs()
-        var results: [PartitionErrorsResponse.Topic] = []
-        var records: [Record] = []
-        var accepted: [(GroupTopicPartition, Committed)] = []
+        var checked = CheckedCommit(results: [], accepted: [], timeMs: Self.nowMs())
         for topic in request.topics {
             var partitions: [PartitionErrorsResponse.Partition] = []
             for p in topic.partitions {
@@ -159,26 +164,53 @@ final class GroupCoordinator: @unchecked Sendable {
                     partitions.append(.init(partition: p.partition, error: problem.code, errorMessage: problem.message))
                     continue
                 }
-                let tp = GroupTopicPartition(topic: topic.name, partition: p.partition)
-                let committed = Committed(offset: p.offset, metadata: p.metadata)
-                records.append(Record(offset: Int64(records.count), timestamp: now, key: Self.encodeKey(request.groupId, tp),
-                                      value: Self.encodeValue(committed, now: now)))
-                accepted.append((tp, committed))
+                checked.accepted.append(CommittedOffset(topic: topic.name, partition: p.partition, offset: p.offset, metadata: p.metadata))
                 partitions.append(.init(partition: p.partition))
             }
-            results.append(.init(name: topic.name, partitions: partitions))
+            checked.results.append(.init(name: topic.name, partitions: partitions))
         }
-        guard !records.isEmpty else { return PartitionErrorsResponse(topics: results) }
+        return checked
+    }
+
+    /// Commits on a broker running alone: stores the offsets at once.
+    func commit(_ request: OffsetCommitRequest) throws -> PartitionErrorsResponse {
+        let checked = try check(request)
+        guard !checked.accepted.isEmpty else { return PartitionErrorsResponse(topics: checked.results) }
         try commitLock.withLock {
+            // Checked again right before the write, so a member fenced meanwhile cannot still land a commit.
             try validateCommitter(request)
-            let partition = try offsetsPartition(for: request.groupId)
-            let batch = try RecordBatch.build(records: records, codec: .none)
-            _ = try partition.appendInternal(batch)
-            lock.withLock {
-                for (tp, committed) in accepted { offsets[request.groupId, default: [:]][tp] = committed }
+            try store(group: request.groupId, checked.accepted, timeMs: checked.timeMs)
+        }
+        return PartitionErrorsResponse(topics: checked.results)
+    }
+
+    /// Stores offsets the metadata group committed (every broker of a cluster keeps every group's offsets,
+    /// so whichever becomes controller has them). Runs on the metadata group's thread, in log order.
+    func storeCommitted(group: String, _ committed: [CommittedOffset], timeMs: Int64) throws {
+        try commitLock.withLock { try store(group: group, committed, timeMs: timeMs) }
+    }
+
+    /// Appends the offsets to `__consumer_offsets` (durably) and then to memory. Caller holds commitLock.
+    private func store(group: String, _ committed: [CommittedOffset], timeMs: Int64) throws {
+        let records = committed.enumerated().map { index, entry in
+            Record(offset: Int64(index), timestamp: timeMs,
+                   key: Self.encodeKey(group, GroupTopicPartition(topic: entry.topic, partition: entry.partition)),
+                   value: Self.encodeValue(Committed(offset: entry.offset, metadata: entry.metadata), now: timeMs))
+        }
+        let batch = try RecordBatch.build(records: records, codec: .none)
+        _ = try offsetsPartition(for: group).appendInternal(batch)
+        lock.withLock {
+            for entry in committed {
+                offsets[group, default: [:]][GroupTopicPartition(topic: entry.topic, partition: entry.partition)] =
+                    Committed(offset: entry.offset, metadata: entry.metadata)
             }
         }
-        return PartitionErrorsResponse(topics: results)
+    }
+
+    /// Forgets every group's members (this broker stopped or started coordinating groups): they rejoin
+    /// when they next heartbeat. Committed offsets stay.
+    func forgetMembers() {
+        lock.withLock { groups = [:] }
     }
 
     private func validateCommitter(_ request: OffsetCommitRequest) throws {

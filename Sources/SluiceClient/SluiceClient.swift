@@ -231,13 +231,34 @@ public final class SluiceClient: @unchecked Sendable {
     }
 
     /// Offsets per partition for a timestamp (`ListOffsetsRequest.latestTimestamp`, `earliestTimestamp`, or epoch ms).
+    /// In a cluster each partition is asked at its leader, which knows its high watermark and log start.
     public func listOffsets(topic: String, partitions: [Int32], timestamp: Int64) async throws -> [Int32: Int64] {
-        let request = ListOffsetsRequest(topics: [.init(name: topic, partitions: partitions.map { .init(partition: $0, timestamp: timestamp) })])
-        let response = try await send(.listOffsets, request, expecting: ListOffsetsResponse.self)
         var result: [Int32: Int64] = [:]
-        for p in response.topics.first?.partitions ?? [] {
-            if let error = p.wireError { throw SluiceClientError(error) }
-            result[p.partition] = p.offset
+        var remaining = partitions
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(requestTimeoutMs) * 1_000_000
+        while !remaining.isEmpty {
+            var byLeader: [ObjectIdentifier: (BrokerConnection, [Int32])] = [:]
+            for partition in remaining {
+                let connection = try await leaderConnection(for: TopicPartitionKey(topic: topic, partition: partition))
+                byLeader[ObjectIdentifier(connection), default: (connection, [])].1.append(partition)
+            }
+            var retry: [Int32] = []
+            for (connection, asked) in byLeader.values {
+                let request = ListOffsetsRequest(topics: [.init(name: topic, partitions: asked.map { .init(partition: $0, timestamp: timestamp) })])
+                let response = try await connection.send(.listOffsets, request, expecting: ListOffsetsResponse.self, timeoutMs: requestTimeoutMs)
+                for p in response.topics.first?.partitions ?? [] {
+                    if let error = p.wireError {
+                        // Leadership moved since metadata was read: ask again where it went.
+                        guard error.code == .notLeader, MonotonicClock.nowNanoseconds() < deadline else { throw SluiceClientError(error) }
+                        forgetLeader(of: TopicPartitionKey(topic: topic, partition: p.partition))
+                        retry.append(p.partition)
+                        continue
+                    }
+                    result[p.partition] = p.offset
+                }
+            }
+            if !retry.isEmpty { try await Task.sleep(nanoseconds: UInt64(Self.controllerRetryMs) * 1_000_000) }
+            remaining = retry
         }
         return result
     }
@@ -251,11 +272,11 @@ public final class SluiceClient: @unchecked Sendable {
     // MARK: Groups
 
     public func listGroups() async throws -> [ListGroupsResponse.Group] {
-        try await send(.listGroups, ListGroupsRequest(), expecting: ListGroupsResponse.self).groups
+        try await sendToCoordinator(.listGroups, ListGroupsRequest(), expecting: ListGroupsResponse.self).groups
     }
 
     public func describeGroup(_ id: String) async throws -> DescribeGroupsResponse.Group {
-        let response = try await send(.describeGroups, DescribeGroupsRequest(groupIds: [id]), expecting: DescribeGroupsResponse.self)
+        let response = try await sendToCoordinator(.describeGroups, DescribeGroupsRequest(groupIds: [id]), expecting: DescribeGroupsResponse.self)
         guard let group = response.groups.first else {
             throw SluiceClientError(.protocolViolation, "the broker's answer does not mention group '\(id)'")
         }
@@ -265,7 +286,7 @@ public final class SluiceClient: @unchecked Sendable {
 
     /// Committed offsets of a group (−1 where none); all of them when `topics` is nil.
     public func fetchOffsets(group: String, topics: [TopicPartitions]? = nil) async throws -> [TopicPartitionKey: Int64] {
-        let response = try await send(.offsetFetch, OffsetFetchRequest(groupId: group, topics: topics), expecting: OffsetFetchResponse.self)
+        let response = try await sendToCoordinator(.offsetFetch, OffsetFetchRequest(groupId: group, topics: topics), expecting: OffsetFetchResponse.self)
         var result: [TopicPartitionKey: Int64] = [:]
         for topic in response.topics {
             for p in topic.partitions { result[TopicPartitionKey(topic: topic.name, partition: p.partition)] = p.offset }
@@ -281,7 +302,7 @@ public final class SluiceClient: @unchecked Sendable {
         for (key, offset) in offsets { byTopic[key.topic, default: []].append(.init(partition: key.partition, offset: offset)) }
         let request = OffsetCommitRequest(groupId: group, memberId: memberId, memberEpoch: memberEpoch,
                                           topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value.sorted { $0.partition < $1.partition }) })
-        let response = try await send(.offsetCommit, request, expecting: PartitionErrorsResponse.self)
+        let response = try await sendToCoordinator(.offsetCommit, request, expecting: PartitionErrorsResponse.self)
         for topic in response.topics {
             for p in topic.partitions where p.error != .none {
                 throw SluiceClientError(WireError(p.error, "\(topic.name)[\(p.partition)]: \(p.errorMessage ?? "")"))

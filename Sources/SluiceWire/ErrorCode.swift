@@ -61,11 +61,15 @@ public enum ErrorCode: Int16, Sendable, Hashable, CaseIterable, CustomStringConv
     /// The write was not acknowledged; retry once enough replicas are back (an idempotent producer's
     /// retry is never stored twice).
     case notEnoughReplicas = 36
+    /// In a cluster, consumer groups are coordinated by the controller (the metadata group's leader);
+    /// this broker is not it, or was elected a moment ago and has not caught up yet. The message names
+    /// the controller when one is known: refresh metadata and send the group request there.
+    case notCoordinator = 37
 
     /// Retrying the same request later may succeed.
     public var isRetriable: Bool {
         switch self {
-        case .requestTimedOut, .brokerShuttingDown, .notLeader, .storageError, .notEnoughReplicas: true
+        case .requestTimedOut, .brokerShuttingDown, .notLeader, .storageError, .notEnoughReplicas, .notCoordinator: true
         default: false
         }
     }
@@ -109,6 +113,7 @@ public enum ErrorCode: Int16, Sendable, Hashable, CaseIterable, CustomStringConv
         case .processorStateInvalid: "processor_state_invalid"
         case .invalidProcessorName: "invalid_processor_name"
         case .notEnoughReplicas: "not_enough_replicas"
+        case .notCoordinator: "not_coordinator"
         }
     }
 }

@@ -72,7 +72,7 @@ struct ClusterMetadataTests {
     func commandRoundTrip() throws {
         var random = SeededRandom.fromEnvironment()
         for iteration in 0..<400 {
-            let command = Self.randomCommand(&random, kind: iteration % 4)
+            let command = Self.randomCommand(&random, kind: iteration % 5)
             let bytes = try command.encode()
             let decoded = try MetadataCommand.decode(bytes)
             #expect(decoded == command, "seed \(random.seed), iteration \(iteration)")
@@ -84,7 +84,7 @@ struct ClusterMetadataTests {
     func commandTruncation() throws {
         var random = SeededRandom.fromEnvironment()
         for iteration in 0..<40 {
-            let bytes = try Self.randomCommand(&random, kind: iteration % 4).encode()
+            let bytes = try Self.randomCommand(&random, kind: iteration % 5).encode()
             for length in 0..<bytes.count {
                 do {
                     let decoded = try MetadataCommand.decode(Array(bytes.prefix(length)))
@@ -107,7 +107,7 @@ struct ClusterMetadataTests {
         var failed = 0
         let iterations = 2000
         for iteration in 0..<iterations {
-            var bytes = try Self.randomCommand(&random, kind: iteration % 4).encode()
+            var bytes = try Self.randomCommand(&random, kind: iteration % 5).encode()
             for _ in 0..<random.int(1...3) {
                 bytes[random.int(0...bytes.count - 1)] ^= UInt8(random.int(1...255))
             }
@@ -242,6 +242,56 @@ struct ClusterMetadataTests {
         #expect(rejection("plain", [[1]], internal: true)?.message == "internal topic 'plain' must have a name starting with '__'")
         #expect(rejection("__consumer_offsets", [[1]], internal: true) == nil)
         #expect(rejection("t", [[1, 1]])?.errorCode == .invalidReplicationFactor)
+    }
+
+    @Test("an offset commit applies to existing partitions only, leaves the topics alone, and refuses bad offsets")
+    func applyCommitOffsets() throws {
+        var state = ClusterMetadata()
+        #expect(state.apply(.createTopic(name: "t", replicas: [[1], [2]], configs: [:], isInternal: false), index: 1) == .applied)
+        let topics = state.topics
+        func commit(_ offsets: [CommittedOffset], group: String = "g") -> MetadataRejection? {
+            let command = MetadataCommand.commitOffsets(group: group, commitTimeMs: 5, offsets: offsets)
+            let checked = state.check(command)
+            let outcome = state.apply(command, index: state.appliedIndex + 1)
+            #expect((checked == nil) == (outcome == .applied), "check and apply disagree: \(String(describing: checked)) vs \(outcome)")
+            if case .rejected(let rejection) = outcome { return rejection }
+            return nil
+        }
+        #expect(commit([.init(topic: "t", partition: 0, offset: 7, metadata: "m"), .init(topic: "t", partition: 1, offset: 0)]) == nil)
+        #expect(state.topics == topics && state.appliedIndex == 2)
+        #expect(commit([.init(topic: "t", partition: 2, offset: 1)])?.code == .unknownTopic)
+        #expect(commit([.init(topic: "u", partition: 0, offset: 1)])?.code == .unknownTopic)
+        #expect(commit([.init(topic: "t", partition: 0, offset: -1)])?.code == .invalidCommit)
+        #expect(commit([])?.code == .invalidCommit)
+        #expect(commit([.init(topic: "t", partition: 0, offset: 1)], group: "")?.code == .invalidCommit)
+        let long = String(repeating: "x", count: MetadataLimits.commitMetadataBytesMax + 1)
+        #expect(commit([.init(topic: "t", partition: 0, offset: 1, metadata: long)])?.code == .invalidCommit)
+        #expect(commit([.init(topic: "t", partition: 0, offset: 1)]) == nil)
+        #expect(MetadataRejection(.invalidCommit, "").errorCode == .invalidCommitOffset)
+        #expect(state.appliedIndex == 9 && state.topics == topics)
+    }
+
+    @Test("an offset commit's partitions must be in ascending order without repeats")
+    func commitOffsetsOrder() throws {
+        let entry = CommittedOffset(topic: "t", partition: 1, offset: 3)
+        #expect(throws: MetadataFormatError.self) {
+            try MetadataCommand.commitOffsets(group: "g", commitTimeMs: 0, offsets: [entry, entry]).encode()
+        }
+        // Written out of order by hand: the reader refuses it rather than reorder it.
+        let ordered = try MetadataCommand.commitOffsets(group: "g", commitTimeMs: 0, offsets: [
+            .init(topic: "t", partition: 1, offset: 3), .init(topic: "t", partition: 2, offset: 4)]).encode()
+        let entryBytes = 2 + 1 + 4 + 8 + 1
+        let start = 2 + 3 + 8 + 2
+        var swapped = Array(ordered[..<start])
+        swapped += ordered[(start + entryBytes)...] + ordered[start..<(start + entryBytes)]
+        #expect(swapped.count == ordered.count)
+        do {
+            _ = try MetadataCommand.decode(swapped)
+            Issue.record("an out-of-order commit decoded")
+        } catch {
+            guard case .notAscending = error.reason else { Issue.record("\(error)"); return }
+            #expect(error.position == start + entryBytes)
+        }
     }
 
     @Test("bytes that are not a command are rejected and still advance the applied index")
@@ -541,9 +591,26 @@ struct ClusterMetadataTests {
         case 2:
             let remove = Set((0..<random.int(0...5)).map { _ in randomText(&random, maxBytes: MetadataLimits.configKeyBytesMax) })
             return .alterTopicConfig(name: name, set: randomConfigs(&random), remove: remove.sorted(by: ClusterMetadata.precedes))
-        default:
+        case 3:
             return .createPartitions(name: name, newReplicas: randomReplicas(&random))
+        default:
+            return .commitOffsets(group: randomText(&random, maxBytes: MetadataLimits.groupIdBytesMax),
+                                  commitTimeMs: Int64(bitPattern: random.next()), offsets: randomOffsets(&random))
         }
+    }
+
+    /// Up to 20 offsets in canonical order without repeats, some with metadata.
+    static func randomOffsets(_ random: inout SeededRandom) -> [CommittedOffset] {
+        let topics = (0..<random.int(1...3)).map { _ in randomText(&random, maxBytes: 20) }
+        let drawn = (0..<random.int(0...20)).map { _ in
+            CommittedOffset(topic: topics[random.int(0...topics.count - 1)], partition: Int32(random.int(-2...5)),
+                            offset: Int64(bitPattern: random.next()), metadata: random.chance(0.5) ? randomText(&random, maxBytes: 40) : nil)
+        }
+        var unique: [CommittedOffset] = []
+        for entry in ClusterMetadata.sortedOffsets(drawn) where unique.last.map({ ClusterMetadata.offsetPrecedes($0, entry) }) ?? true {
+            unique.append(entry)
+        }
+        return unique
     }
 
     /// A command over a few names, nodes and config values, so that some apply and some are rejected.

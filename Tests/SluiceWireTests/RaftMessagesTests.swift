@@ -332,13 +332,15 @@ struct RaftMessagesTests {
 
     // MARK: Values
 
-    @Test("API keys 19, 20, error code 36 and the metadata group's address keep their numbers and names")
+    @Test("API keys 19, 20, error codes 36, 37 and the metadata group's address keep their numbers and names")
     func numbersAndNames() {
         #expect([ApiKey.raftMessages, .describeCluster].map(\.rawValue) == [19, 20])
         #expect([ApiKey.raftMessages, .describeCluster].map(\.description) == ["RaftMessages", "DescribeCluster"])
         #expect(ErrorCode.notEnoughReplicas.rawValue == 36 && ErrorCode.notEnoughReplicas.description == "not_enough_replicas")
         #expect(ErrorCode.notEnoughReplicas.isRetriable && ErrorCode.notLeader.isRetriable)
         #expect(ErrorCode(rawValue: 36) == .notEnoughReplicas && ErrorCode(rawValue: 29) == .notLeader)
+        #expect(ErrorCode(rawValue: 37) == .notCoordinator && ErrorCode.notCoordinator.description == "not_coordinator")
+        #expect(ErrorCode.notCoordinator.isRetriable)
         #expect(RaftWireLimits.metadataTopic == "__cluster_metadata" && RaftWireLimits.metadataPartition == 0)
     }
 }

@@ -76,6 +76,7 @@ extension MetadataCommand {
         case deleteTopic = 2
         case alterTopicConfig = 3
         case createPartitions = 4
+        case commitOffsets = 5
     }
 
     /// The command's bytes. Throws when a string or list is beyond `MetadataLimits`; a command that
@@ -102,6 +103,11 @@ extension MetadataCommand {
             writer.bytes.append(Kind.createPartitions.rawValue)
             writer.topicName(name)
             writer.replicas(newReplicas)
+        case .commitOffsets(let group, let commitTimeMs, let offsets):
+            writer.bytes.append(Kind.commitOffsets.rawValue)
+            writer.string(group, field: "group id", limit: MetadataLimits.groupIdBytesMax)
+            writer.bytes.appendBigEndian(commitTimeMs)
+            writer.offsets(offsets)
         }
         if let failure = writer.failure { throw failure }
         return writer.bytes
@@ -115,6 +121,13 @@ extension MetadataCommand {
         guard version == formatVersion else { throw reader.failure(.unsupportedVersion(Int(version)), at: 0) }
         let kindByte = try reader.u8("kind")
         guard let kind = Kind(rawValue: kindByte) else { throw reader.failure(.unknownKind(kindByte), at: 1) }
+        if kind == .commitOffsets {
+            let group = try reader.string("group id", limit: MetadataLimits.groupIdBytesMax)
+            let time: Int64 = try reader.integer("commit time")
+            let command = MetadataCommand.commitOffsets(group: group, commitTimeMs: time, offsets: try reader.offsets())
+            try reader.expectEnd()
+            return command
+        }
         let name = try reader.topicName()
         let command: MetadataCommand
         switch kind {
@@ -129,6 +142,8 @@ extension MetadataCommand {
             command = .alterTopicConfig(name: name, set: set, remove: try reader.keys())
         case .createPartitions:
             command = .createPartitions(name: name, newReplicas: try reader.replicas())
+        case .commitOffsets:
+            throw reader.failure(.unknownKind(kindByte), at: 1)  // read above; not reached
         }
         try reader.expectEnd()
         return command
@@ -295,6 +310,25 @@ struct MetadataWriter {
         }
     }
 
+    /// u16 count, then per partition (sorted by topic bytes, then partition) the topic name, i32 partition,
+    /// i64 offset and a u8 flag (1: a metadata string follows). A repeated partition is a failure.
+    mutating func offsets(_ offsets: [CommittedOffset]) {
+        if offsets.count > MetadataLimits.offsetsPerCommitMax {
+            fail(.tooMany(field: "offset", count: offsets.count, limit: MetadataLimits.offsetsPerCommitMax))
+        }
+        bytes.appendBigEndian(UInt16(truncatingIfNeeded: offsets.count))
+        var previous: CommittedOffset?
+        for entry in ClusterMetadata.sortedOffsets(offsets) {
+            if let previous, !ClusterMetadata.offsetPrecedes(previous, entry) { fail(.notAscending(field: "partition")) }
+            previous = entry
+            topicName(entry.topic)
+            bytes.appendBigEndian(entry.partition)
+            bytes.appendBigEndian(entry.offset)
+            bytes.append(entry.metadata == nil ? 0 : 1)
+            if let metadata = entry.metadata { string(metadata, field: "commit metadata", limit: MetadataLimits.commitMetadataBytesMax) }
+        }
+    }
+
     /// u16 count, then the key strings, sorted by bytes and without repeats.
     mutating func keys(_ keys: [String]) {
         var unique: [String] = []
@@ -406,6 +440,23 @@ struct MetadataReader {
         // Different bytes may still be one String (canonically equivalent Unicode): the map then merged them.
         guard configs.count == count else { throw failure(.notAscending(field: "config key"), at: start) }
         return configs
+    }
+
+    /// The offsets `MetadataWriter.offsets` writes; (topic bytes, partition) must be strictly ascending.
+    mutating func offsets() throws(MetadataFormatError) -> [CommittedOffset] {
+        let count = try count(UInt16.self, "offset", limit: MetadataLimits.offsetsPerCommitMax)
+        var offsets: [CommittedOffset] = []
+        for _ in 0..<count {
+            let start = position
+            let topic = try topicName()
+            let partition: Int32 = try integer("partition")
+            let offset: Int64 = try integer("offset")
+            let metadata = try flag("metadata flag") ? try string("commit metadata", limit: MetadataLimits.commitMetadataBytesMax) : nil
+            let entry = CommittedOffset(topic: topic, partition: partition, offset: offset, metadata: metadata)
+            if let last = offsets.last, !ClusterMetadata.offsetPrecedes(last, entry) { throw failure(.notAscending(field: "partition"), at: start) }
+            offsets.append(entry)
+        }
+        return offsets
     }
 
     /// The key list `MetadataWriter.keys` writes; keys must be strictly ascending.

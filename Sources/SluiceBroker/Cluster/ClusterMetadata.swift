@@ -32,6 +32,26 @@ enum MetadataLimits {
     static let configKeyBytesMax = 64
     /// Longest config value in UTF-8 bytes.
     static let configValueBytesMax = 256
+    /// Longest consumer group id in UTF-8 bytes (`GroupCoordinator.groupIdBytesMax`).
+    static let groupIdBytesMax = GroupCoordinator.groupIdBytesMax
+    /// Most partitions one offset commit names.
+    static let offsetsPerCommitMax = 2_000
+    /// Longest metadata string of one committed offset (`GroupCoordinator.commitMetadataBytesMax`).
+    static let commitMetadataBytesMax = GroupCoordinator.commitMetadataBytesMax
+    /// Most metadata bytes of one commit, all partitions together: keeps the command under 1 MiB.
+    static let commitMetadataTotalBytesMax = 256 << 10
+}
+
+/// One partition's offset in a `commitOffsets` command.
+struct CommittedOffset: Equatable, Sendable {
+    /// The consumed topic.
+    var topic: String
+    /// The partition index.
+    var partition: Int32
+    /// The next offset the group reads; 0 or more.
+    var offset: Int64
+    /// What the consumer stored with it.
+    var metadata: String?
 }
 
 /// Where one topic's partitions live, as the metadata group agreed.
@@ -85,6 +105,10 @@ enum MetadataCommand: Equatable, Sendable {
     case alterTopicConfig(name: String, set: [String: String], remove: [String])
     /// Adds partitions to a topic, numbered after the existing ones, with these replicas.
     case createPartitions(name: String, newReplicas: [[Int32]])
+    /// Records a consumer group's committed offsets (the controller coordinates groups; every broker keeps
+    /// the offsets). The encoding sorts `offsets` by topic bytes, then partition, and refuses repeats.
+    /// Changes no topic: applying it checks the partitions exist; the broker stores the offsets.
+    case commitOffsets(group: String, commitTimeMs: Int64, offsets: [CommittedOffset])
 }
 
 /// What applying a command did.
@@ -115,6 +139,8 @@ struct MetadataRejection: Error, Equatable, Sendable, CustomStringConvertible {
         case limitReached
         /// The entry's bytes are not a command (`apply(encoded:index:)`).
         case malformedCommand
+        /// An offset commit names no partition, a negative offset, or too much metadata.
+        case invalidCommit
     }
 
     /// The class of the rejection.
@@ -138,6 +164,7 @@ struct MetadataRejection: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidPartitions: .invalidPartitions
         case .invalidConfig: .invalidConfig
         case .limitReached, .malformedCommand: .invalidRequest
+        case .invalidCommit: .invalidCommitOffset
         }
     }
 
@@ -227,6 +254,8 @@ extension ClusterMetadata {
         case delete(String)
         case setConfigs(String, [String: String])
         case addPartitions(String, [[Int32]])
+        /// Offsets are kept by the broker, not in this state.
+        case none
     }
 
     /// Applies a committed command. `index` is its Raft index and must be above `appliedIndex`: one
@@ -298,7 +327,51 @@ extension ClusterMetadata {
             try Self.checkReplicas(newReplicas, topic: name, firstPartition: topic.partitionCount, factor: topic.replicationFactor)
             try checkClusterPartitions(adding: newReplicas.count)
             return .addPartitions(name, newReplicas)
+        case .commitOffsets(let group, _, let offsets):
+            try checkCommit(group: group, offsets)
+            return .none
         }
+    }
+
+    /// A group id within bounds; 1...`offsetsPerCommitMax` partitions that exist; offsets not negative;
+    /// metadata within bounds. Checked in canonical order, so every broker reports the same first error.
+    private func checkCommit(group: String, _ offsets: [CommittedOffset]) throws(MetadataRejection) {
+        guard !group.isEmpty, group.utf8.count <= MetadataLimits.groupIdBytesMax else {
+            throw MetadataRejection(.invalidCommit, "group id must be 1...\(MetadataLimits.groupIdBytesMax) bytes, got \(group.utf8.count)")
+        }
+        guard !offsets.isEmpty, offsets.count <= MetadataLimits.offsetsPerCommitMax else {
+            throw MetadataRejection(.invalidCommit, "an offset commit names 1...\(MetadataLimits.offsetsPerCommitMax) partitions, got \(offsets.count)")
+        }
+        var metadataBytes = 0
+        for entry in Self.sortedOffsets(offsets) {
+            let topic = try existing(entry.topic)
+            guard entry.partition >= 0, Int(entry.partition) < topic.partitionCount else {
+                throw MetadataRejection(.unknownTopic, "topic '\(entry.topic)' has no partition \(entry.partition)")
+            }
+            guard entry.offset >= 0 else {
+                throw MetadataRejection(.invalidCommit, "\(entry.topic)-\(entry.partition): offset \(entry.offset) is negative")
+            }
+            let length = entry.metadata?.utf8.count ?? 0
+            guard length <= MetadataLimits.commitMetadataBytesMax else {
+                throw MetadataRejection(.invalidCommit,
+                    "\(entry.topic)-\(entry.partition): commit metadata is \(length) bytes; the limit is \(MetadataLimits.commitMetadataBytesMax)")
+            }
+            metadataBytes += length
+        }
+        guard metadataBytes <= MetadataLimits.commitMetadataTotalBytesMax else {
+            throw MetadataRejection(.invalidCommit,
+                "the commit's metadata is \(metadataBytes) bytes together; the limit is \(MetadataLimits.commitMetadataTotalBytesMax)")
+        }
+    }
+
+    /// Offsets in canonical order: topic name bytes, then partition.
+    static func sortedOffsets(_ offsets: [CommittedOffset]) -> [CommittedOffset] {
+        offsets.sorted(by: offsetPrecedes)
+    }
+
+    /// The canonical order of offsets: topic name bytes, then partition.
+    static func offsetPrecedes(_ a: CommittedOffset, _ b: CommittedOffset) -> Bool {
+        a.topic.utf8.elementsEqual(b.topic.utf8) ? a.partition < b.partition : precedes(a.topic, b.topic)
     }
 
     private mutating func perform(_ change: Change) {
@@ -307,6 +380,7 @@ extension ClusterMetadata {
         case .delete(let name): topics[name] = nil
         case .setConfigs(let name, let configs): topics[name]?.configs = configs
         case .addPartitions(let name, let replicas): topics[name]?.replicas += replicas
+        case .none: break
         }
     }
 

@@ -45,6 +45,9 @@ extension Broker {
                     for partition in topic.partitions { manager.removeGroup(GroupID(topic: name, partition: partition.index)) }
                     try registry.delete(name: name, allowInternal: true)
                 }
+            case .commitOffsets(let group, let timeMs, let offsets):
+                try groups.storeCommitted(group: group, offsets, timeMs: timeMs)
+                return
             case .alterTopicConfig, .createPartitions:
                 logger.warning("metadata command not acted on locally yet", metadata: ["command": "\(command)"])
             }
@@ -146,6 +149,46 @@ extension Broker {
     private func topicFailure(_ name: String, _ error: any Error, api: ApiKey) -> TopicResult {
         let wire = wireError(for: error, api: api)
         return TopicResult(name: name, error: wire.code, errorMessage: wire.message)
+    }
+
+    // MARK: Consumer groups in a cluster
+
+    /// In a cluster the controller coordinates consumer groups, once it has committed an entry of its own
+    /// term: it has then applied every committed offset. Any other broker answers `not_coordinator`.
+    func requireCoordinator() throws {
+        guard let group = metadataReplica?.group else { throw WireError(.brokerShuttingDown, "the metadata group is not running") }
+        guard !group.leadsCaughtUp else { return }
+        let status = group.status
+        if status.isLeader {
+            throw WireError(.notCoordinator, "broker \(config.nodeId) was just elected controller and is catching up with the metadata log; retry shortly")
+        }
+        let leader = status.leader.flatMap { id in replicaManager?.cluster.member(Int32(truncatingIfNeeded: id)) }
+        throw WireError(.notCoordinator, leader.map { "broker \(config.nodeId) does not coordinate consumer groups; the controller, broker \($0.id) at \($0.address), does" }
+            ?? "broker \(config.nodeId) does not coordinate consumer groups and no controller is elected yet; retry shortly")
+    }
+
+    /// An offset commit becomes a metadata command, answered once every broker can apply it (committed).
+    func commitOffsetsInCluster(_ request: OffsetCommitRequest, eventLoop: any EventLoop) -> EventLoopFuture<PartitionErrorsResponse> {
+        do {
+            try requireCoordinator()
+            guard let metadata = metadataReplica else { throw WireError(.brokerShuttingDown, "the metadata group is not running") }
+            let checked = try groups.check(request)
+            guard !checked.accepted.isEmpty else { return eventLoop.makeSucceededFuture(PartitionErrorsResponse(topics: checked.results)) }
+            let command = MetadataCommand.commitOffsets(group: request.groupId, commitTimeMs: checked.timeMs,
+                                                        offsets: ClusterMetadata.sortedOffsets(checked.accepted))
+            if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
+            return metadata.propose(command, on: eventLoop).flatMapThrowing { outcome in
+                if case .rejected(let rejection) = outcome { throw WireError(rejection.errorCode, rejection.message) }
+                return PartitionErrorsResponse(topics: checked.results)
+            }.flatMapErrorThrowing { error in
+                if case ProposalError.notLeader = error {
+                    throw WireError(.notCoordinator, "the controller changed before the commit was stored; retry at the new one")
+                }
+                throw error
+            }
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
     }
 
     // MARK: Metadata and status

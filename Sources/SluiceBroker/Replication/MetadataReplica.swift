@@ -24,6 +24,8 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     private let logger: Logger
     /// Acts on an applied command (the broker opening or removing partitions). Runs on the group's thread.
     private let onApplied: @Sendable (MetadataCommand, ClusterMetadata) -> Void
+    /// Told when this broker starts or stops leading the metadata group (it coordinates groups then).
+    private let onLeadershipChanged: @Sendable (_ isLeader: Bool) -> Void
     private let lock = NIOLock()
     private var current: ClusterMetadata
     private var outcomes: [UInt64: MetadataOutcome] = [:]
@@ -35,10 +37,12 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
         set { lock.withLock { metadataGroup = newValue } }
     }
 
-    init(directory: String, logger: Logger, onApplied: @escaping @Sendable (MetadataCommand, ClusterMetadata) -> Void) {
+    init(directory: String, logger: Logger, onApplied: @escaping @Sendable (MetadataCommand, ClusterMetadata) -> Void,
+         onLeadershipChanged: @escaping @Sendable (_ isLeader: Bool) -> Void = { _ in }) {
         self.directory = directory
         self.logger = logger
         self.onApplied = onApplied
+        self.onLeadershipChanged = onLeadershipChanged
         current = ClusterMetadata()
     }
 
@@ -84,6 +88,7 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     }
 
     func raftGroup(_ group: RaftGroup, leaderChanged leader: NodeID?, term: UInt64, isLeader: Bool) {
+        onLeadershipChanged(isLeader)
         logger.info("metadata leadership", metadata: ["leader": "\(leader.map { "\($0)" } ?? "none")", "term": "\(term)", "here": "\(isLeader)"])
     }
 

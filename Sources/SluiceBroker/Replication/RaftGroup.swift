@@ -102,6 +102,9 @@ final class RaftGroup: @unchecked Sendable {
         var term: UInt64 = 0
         var isLeader = false
         var commitIndex: UInt64 = 0
+        /// The term of the entry at `commitIndex` (0 when unknown). A leader whose own term it is has
+        /// committed its first entry, and so knows everything committed before it (Raft §5.4.2, §8).
+        var committedTerm: UInt64 = 0
         var highWatermark: Int64 = 0
         var lastIndex: UInt64 = 0
         /// This replica's log end offset.
@@ -207,6 +210,13 @@ final class RaftGroup: @unchecked Sendable {
 
     /// The latest leader, term, commit and high watermark.
     var status: Status { lock.withLock { published } }
+
+    /// Leads and has committed an entry of its own term: everything committed anywhere is committed (and
+    /// delivered) here too, so it may answer from what it applied.
+    var leadsCaughtUp: Bool {
+        let status = status
+        return status.isLeader && status.committedTerm == status.term
+    }
 
     /// Stops taking inputs; pending proposals fail. Waits for nothing: the running loop ends itself.
     func stop() {
@@ -411,8 +421,10 @@ final class RaftGroup: @unchecked Sendable {
                 let nextOffset = storage.endOffset(of: min(commit, storage.lastIndex))
                 delegate?.raftGroup(self, committedThrough: commit, nextOffset: nextOffset, entries: ready.committedEntries)
                 completeCommitted(through: commit)
+                let committedTerm = node.term(at: commit) ?? 0
                 lock.withLock {
                     published.commitIndex = commit
+                    published.committedTerm = committedTerm
                     published.highWatermark = nextOffset
                 }
             }
