@@ -1,3 +1,5 @@
+import SluiceCore
+
 /// Static cluster membership: every broker of the cluster by node id, with the address the others and
 /// clients reach it at (like Kafka's advertised listener, not necessarily the address it binds).
 ///
@@ -100,6 +102,10 @@ public struct ClusterConfig: Sendable, Hashable, CustomStringConvertible {
 
     /// The canonical text form, sorted by id; `parse` reads it back to an equal value.
     public var description: String { members.map(\.description).joined(separator: ",") }
+
+    /// CRC-32C of the member ids in order, as decimal text joined by commas ("1,2,3"): what every
+    /// broker's Raft groups vote with. Addresses are left out, since they may change between restarts.
+    public var votersChecksum: UInt32 { CRC32C.checksum(Array(ids.map { "\($0)" }.joined(separator: ",").utf8)) }
 
     /// One `ID@HOST:PORT` entry; `number` counts from 1 for the messages.
     private static func parseEntry(_ entry: String, number: Int) throws(Error) -> Member {

@@ -297,6 +297,8 @@ enum BrokerError: Error, CustomStringConvertible {
     case corruptMetadata(path: String, reason: String)
     case io(path: String, reason: String)
     case dataDirectoryLocked(path: String)
+    /// The data directory's Raft groups voted with other member ids than `--cluster` lists now.
+    case membersChanged(path: String, saved: String, given: String)
 
     var description: String {
         switch self {
@@ -305,6 +307,8 @@ enum BrokerError: Error, CustomStringConvertible {
         case .io(let path, let reason): "\(path): \(reason)"
         case .dataDirectoryLocked(let path):
             "\(path) is in use by another sluiced process (its lock file is held). Stop that broker or pass a different --data-dir."
+        case .membersChanged(let path, let saved, let given):
+            "\(path) says this data belongs to a cluster of nodes \(saved), but --cluster lists nodes \(given). Changing the members is not supported (a different voter set can lose acknowledged writes): start with the original list, or with an empty --data-dir for a new cluster."
         }
     }
 }

@@ -209,18 +209,23 @@ public struct RaftMessagesRequest: WireMessage, Equatable {
 
     /// The sending broker's node id.
     public var fromNode: Int32
+    /// CRC-32C of the sender's member ids (`ClusterConfig.votersChecksum`): a receiver started with a
+    /// different member list refuses the request, since two lists could elect two leaders in one term.
+    public var votersChecksum: UInt32
     /// At most `RaftWireLimits.groupsPerRequestMax` groups.
     public var groups: [Group]
 
     /// A request from broker `fromNode`.
-    public init(fromNode: Int32, groups: [Group]) {
+    public init(fromNode: Int32, votersChecksum: UInt32, groups: [Group]) {
         self.fromNode = fromNode
+        self.votersChecksum = votersChecksum
         self.groups = groups
     }
 
     /// Reads the body; a count above a `RaftWireLimits` bound or an unknown message kind is malformed.
     public init(from reader: inout WireReader, version: Int16) throws {
         fromNode = try reader.readInt32("from_node")
+        votersChecksum = UInt32(bitPattern: try reader.readInt32("voters_checksum"))
         groups = try reader.readArray("groups", countMax: RaftWireLimits.groupsPerRequestMax,
                                       limit: "RaftWireLimits.groupsPerRequestMax") { try Group(from: &$0) }
     }
@@ -230,19 +235,21 @@ public struct RaftMessagesRequest: WireMessage, Equatable {
         precondition(groups.count <= RaftWireLimits.groupsPerRequestMax,
                      "\(groups.count) Raft groups in one request; the wire limit is \(RaftWireLimits.groupsPerRequestMax)")
         writer.write(fromNode)
+        writer.write(Int32(bitPattern: votersChecksum))
         writer.write(entries: groups)
     }
 
-    /// Bytes of a body without groups (`from_node` and the groups count); a body is this plus each
-    /// group's `wireBytes`.
-    public static let headBytes = 8
+    /// Bytes of a body without groups (`from_node`, `voters_checksum` and the groups count); a body is
+    /// this plus each group's `wireBytes`.
+    public static let headBytes = 12
 
     /// Packs `groups` into as few requests as the `RaftWireLimits` bounds and `bytesMax` allow, keeping
     /// each group's messages in order (requests sent in order on one connection arrive in order). Groups
     /// without messages are left out; a single message above `bytesMax` travels alone.
-    public static func batched(fromNode: Int32, groups: [Group], bytesMax: Int = RaftWireLimits.requestBytesMax) -> [RaftMessagesRequest] {
+    public static func batched(fromNode: Int32, votersChecksum: UInt32, groups: [Group],
+                               bytesMax: Int = RaftWireLimits.requestBytesMax) -> [RaftMessagesRequest] {
         var requests: [RaftMessagesRequest] = []
-        var current = RaftMessagesRequest(fromNode: fromNode, groups: [])
+        var current = RaftMessagesRequest(fromNode: fromNode, votersChecksum: votersChecksum, groups: [])
         var currentBytes = headBytes
         for group in groups {
             for chunk in group.chunks(bytesMax: bytesMax - headBytes) {

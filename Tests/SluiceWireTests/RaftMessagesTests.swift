@@ -34,7 +34,7 @@ extension WireSample {
     /// The replication requests (ApiKey 19, 20), in the shape of `requests`.
     static let replicationRequests: [WireSample] = [
         make("RaftMessagesRequest (every kind, metadata group, empty group)", .raftMessages, request: true,
-             RaftMessagesRequest(fromNode: 1, groups: [
+             RaftMessagesRequest(fromNode: 1, votersChecksum: 0xA1B2_C3D4, groups: [
                  .init(topic: "events", partition: 3, messages: everyKind),
                  .init(topic: RaftWireLimits.metadataTopic, partition: RaftWireLimits.metadataPartition, messages: [
                      .init(kind: .heartbeat, from: 1, to: 2, term: 3, commit: 17),
@@ -42,7 +42,7 @@ extension WireSample {
                  .init(topic: "zürich-日本", partition: Int32.max, messages: []),
              ]), equal: ==),
         make("RaftMessagesRequest (no groups)", .raftMessages, request: true,
-             RaftMessagesRequest(fromNode: Int32.min, groups: []), equal: ==),
+             RaftMessagesRequest(fromNode: Int32.min, votersChecksum: .max, groups: []), equal: ==),
         make("DescribeClusterRequest (user topics)", .describeCluster, request: true, DescribeClusterRequest()),
         make("DescribeClusterRequest (internal too)", .describeCluster, request: true, DescribeClusterRequest(includeInternal: true)),
     ]
@@ -107,8 +107,9 @@ struct RaftMessagesTests {
             kind: .append, from: 1, to: 2, term: 3, logTerm: 4, index: 5,
             entries: [Entry(term: 3, index: 6, payload: [0xAB])], commit: 7, reject: false, rejectHint: 8,
             snapshot: Snapshot(metadata: SnapshotMetadata(index: 9, term: 10), data: [0xCD]), transfer: true)
-        let body = Self.bytes(RaftMessagesRequest(fromNode: 1, groups: [Group(topic: "t", partition: 2, messages: [message])]))
+        let body = Self.bytes(RaftMessagesRequest(fromNode: 1, votersChecksum: 0xA1B2_C3D4, groups: [Group(topic: "t", partition: 2, messages: [message])]))
         let expected: [UInt8] = [0, 0, 0, 1]    // from_node
+            + [0xA1, 0xB2, 0xC3, 0xD4]          // voters_checksum
             + [0, 0, 0, 1]                      // groups: 1
             + [0, 1, 0x74]                      // topic "t"
             + [0, 0, 0, 2]                      // partition
@@ -127,19 +128,19 @@ struct RaftMessagesTests {
             + Self.int64(9) + Self.int64(10)    // snapshot index, term
             + [0, 0, 0, 1, 0xCD]                // snapshot data bytes
         #expect(body == expected)
-        #expect(message.wireBytes == body.count - 19, "wireBytes counts the message alone")
+        #expect(message.wireBytes == body.count - 23, "wireBytes counts the message alone")
     }
 
     @Test("Raft's unsigned numbers travel as the int64 with the same bits; no snapshot is a single 0")
     func unsignedBitsAndAbsentSnapshot() throws {
         let message = RaftMessage(kind: .heartbeat, from: UInt64.max, to: UInt64(Int64.max) + 1, term: 0)
-        let body = Self.bytes(RaftMessagesRequest(fromNode: -1, groups: [Group(topic: "", partition: 0, messages: [message])]))
+        let body = Self.bytes(RaftMessagesRequest(fromNode: -1, votersChecksum: 0, groups: [Group(topic: "", partition: 0, messages: [message])]))
         #expect(Array(body[0..<4]) == [0xFF, 0xFF, 0xFF, 0xFF])
-        // from_node, count, topic "", partition, count: the message starts at 18.
-        #expect(body[18] == 6)
-        #expect(Array(body[19..<27]) == Array(repeating: 0xFF, count: 8))
-        #expect(Array(body[27..<35]) == [0x80, 0, 0, 0, 0, 0, 0, 0])
-        #expect(body.count == 18 + 64 && body.last == 0, "entries count 0 then has_snapshot 0")
+        // from_node, voters_checksum, count, topic "", partition, count: the message starts at 22.
+        #expect(body[22] == 6)
+        #expect(Array(body[23..<31]) == Array(repeating: 0xFF, count: 8))
+        #expect(Array(body[31..<39]) == [0x80, 0, 0, 0, 0, 0, 0, 0])
+        #expect(body.count == 22 + 64 && body.last == 0, "entries count 0 then has_snapshot 0")
         let decoded = try RaftMessagesRequest.decode(ByteBuffer(bytes: body), version: 0)
         #expect(decoded.groups.first?.messages == [message])
     }
@@ -182,10 +183,10 @@ struct RaftMessagesTests {
     @Test("an unknown message kind is malformed, with a reason naming it")
     func unknownKindIsRefused() {
         let heartbeat = RaftMessage(kind: .heartbeat, from: 1, to: 2, term: 3)
-        let valid = Self.bytes(RaftMessagesRequest(fromNode: 1, groups: [Group(topic: "t", partition: 0, messages: [heartbeat])]))
+        let valid = Self.bytes(RaftMessagesRequest(fromNode: 1, votersChecksum: 0xA1B2_C3D4, groups: [Group(topic: "t", partition: 0, messages: [heartbeat])]))
         for code: Int8 in [11, 12, 127, -1, -128] {
             var body = valid
-            body[19] = UInt8(bitPattern: code)  // from_node, count, topic "t", partition, count: the kind at 19
+            body[23] = UInt8(bitPattern: code)  // from_node, voters_checksum, count, topic "t", partition, count: the kind at 23
             let reason = WirePrimitiveTests.reason { _ = try RaftMessagesRequest.decode(ByteBuffer(bytes: body), version: 0) }
             #expect(reason == "kind: unknown Raft message kind \(code); this build knows 0...10")
         }
@@ -197,7 +198,7 @@ struct RaftMessagesTests {
         for round in 0..<200 {
             let messages = (0..<rng.int(1...3)).map { _ in Self.randomMessage(kind, &rng) }
             let request = RaftMessagesRequest(fromNode: Int32.random(in: .min ... .max, using: &rng),
-                                              groups: [Group(topic: "t", partition: Int32(rng.int(0...99)), messages: messages)])
+                                              votersChecksum: UInt32(truncatingIfNeeded: rng.next()), groups: [Group(topic: "t", partition: Int32(rng.int(0...99)), messages: messages)])
             let body = Self.bytes(request)
             let decoded = try RaftMessagesRequest.decode(ByteBuffer(bytes: body), version: 0)
             #expect(decoded == request, "\(kind) round \(round), seed \(rng.seed)")
@@ -227,6 +228,7 @@ struct RaftMessagesTests {
     static func body(groups: Int = 1, messages: Int = 1, entries: Int = 0) -> ByteBuffer {
         WirePrimitiveTests.buffer { w in
             w.write(Int32(7))
+            w.write(Int32(0))  // voters_checksum
             w.write(Int32(groups))
             for _ in 0..<groups {
                 w.write("")
@@ -259,10 +261,10 @@ struct RaftMessagesTests {
             (Self.body(groups: groupsMax + 1, messages: 0), "groups: \(groupsMax + 1) elements; the limit is \(groupsMax) (RaftWireLimits.groupsPerRequestMax)"),
             (Self.body(messages: messagesMax + 1), "messages: \(messagesMax + 1) elements; the limit is \(messagesMax) (RaftWireLimits.messagesPerGroupMax)"),
             (Self.body(entries: entriesMax + 1), "entries: \(entriesMax + 1) elements; the limit is \(entriesMax) (RaftWireLimits.entriesPerMessageMax)"),
-            (WirePrimitiveTests.buffer { $0.write(Int32(1)); $0.write(Int32.max) },
+            (WirePrimitiveTests.buffer { $0.write(Int32(1)); $0.write(Int32(0)); $0.write(Int32.max) },
              "groups: \(Int32.max) elements; the limit is \(groupsMax) (RaftWireLimits.groupsPerRequestMax)"),
-            (WirePrimitiveTests.buffer { $0.write(Int32(1)); $0.write(Int32(-1)) }, "groups: null where an array is required"),
-            (WirePrimitiveTests.buffer { $0.write(Int32(1)); $0.write(Int32(-2)) }, "groups: negative array count -2"),
+            (WirePrimitiveTests.buffer { $0.write(Int32(1)); $0.write(Int32(0)); $0.write(Int32(-1)) }, "groups: null where an array is required"),
+            (WirePrimitiveTests.buffer { $0.write(Int32(1)); $0.write(Int32(0)); $0.write(Int32(-2)) }, "groups: negative array count -2"),
         ]
         for (body, reason) in over {
             #expect(WirePrimitiveTests.reason { _ = try RaftMessagesRequest.decode(body, version: 0) } == reason)
@@ -304,7 +306,7 @@ struct RaftMessagesTests {
                 })
             }
             let context = "round \(round), bytesMax \(bytesMax), seed \(rng.seed)"
-            let requests = RaftMessagesRequest.batched(fromNode: 4, groups: groups, bytesMax: bytesMax)
+            let requests = RaftMessagesRequest.batched(fromNode: 4, votersChecksum: 9, groups: groups, bytesMax: bytesMax)
             // One #expect per round: thousands of small requests would make per-request expectations slow.
             let broken = requests.filter { request in
                 let size = Self.bytes(request).count
@@ -324,10 +326,10 @@ struct RaftMessagesTests {
     func batchedSplitsGroups() {
         let heartbeat = RaftMessage(kind: .heartbeat, from: 1, to: 2, term: 1)
         let groups = (0...RaftWireLimits.groupsPerRequestMax).map { Group(topic: "t", partition: Int32($0), messages: [heartbeat]) }
-        let requests = RaftMessagesRequest.batched(fromNode: 1, groups: groups)
+        let requests = RaftMessagesRequest.batched(fromNode: 1, votersChecksum: 9, groups: groups)
         #expect(requests.map(\.groups.count) == [RaftWireLimits.groupsPerRequestMax, 1])
         #expect(requests.last?.groups.first?.partition == Int32(RaftWireLimits.groupsPerRequestMax))
-        #expect(RaftMessagesRequest.batched(fromNode: 1, groups: [Group(topic: "t", partition: 0, messages: [])]).isEmpty)
+        #expect(RaftMessagesRequest.batched(fromNode: 1, votersChecksum: 9, groups: [Group(topic: "t", partition: 0, messages: [])]).isEmpty)
     }
 
     // MARK: Values

@@ -15,6 +15,7 @@ extension Broker {
     /// Opens the metadata group and a replica of every hosted partition the saved metadata names, then
     /// starts ticking. Runs on the I/O pool during `start`, before the broker listens.
     func startReplication(_ manager: ReplicaManager, metadata: MetadataReplica, on loop: any EventLoop) throws {
+        try checkMembers(manager.cluster)
         try metadata.load()
         for hosted in metadata.state.partitions(hostedBy: config.nodeId) {
             try ensureLocalTopic(hosted.topic, metadata.state)
@@ -27,6 +28,21 @@ extension Broker {
                                          delegate: metadata, deliversCommittedEntries: true)
         metadata.group = group
         manager.start(on: loop)
+    }
+
+    /// The member ids this data directory's Raft groups vote with: saved at the first start, and a later
+    /// start with other ids is refused (changing the voter set of a Raft group needs joint consensus,
+    /// which Sluice does not do). Addresses may change.
+    private func checkMembers(_ cluster: ClusterConfig) throws {
+        try FileSystem.createDirectory(clusterDirectory)
+        let path = clusterDirectory + "/members"
+        let given = cluster.ids.map { "\($0)" }.joined(separator: ",")
+        guard let bytes = try FileSystem.readSmallFile(path, limit: 4096) else {
+            try FileSystem.writeAtomically(Array((given + "\n").utf8), to: path, directory: clusterDirectory)
+            return
+        }
+        let saved = String(decoding: bytes.filter { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        guard saved == given else { throw BrokerError.membersChanged(path: path, saved: saved, given: given) }
     }
 
     /// Acts on a command the metadata group applied: opens the replicas this broker hosts of a new topic,

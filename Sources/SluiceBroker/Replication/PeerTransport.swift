@@ -49,13 +49,16 @@ final class PeerTransport: RaftTransport, @unchecked Sendable {
     }
 
     private let selfId: NodeID
+    /// `ClusterConfig.votersChecksum`, sent with every request.
+    private let votersChecksum: UInt32
     private let peers: [NodeID: Peer]
     private let logger: Logger
     private let stoppedFlag = NIOLockedValueBox(false)
 
     /// `addresses`: every other broker's host and port.
-    init(selfId: NodeID, addresses: [NodeID: (host: String, port: Int)], group: any EventLoopGroup, logger: Logger) {
+    init(selfId: NodeID, votersChecksum: UInt32, addresses: [NodeID: (host: String, port: Int)], group: any EventLoopGroup, logger: Logger) {
         self.selfId = selfId
+        self.votersChecksum = votersChecksum
         var peers: [NodeID: Peer] = [:]
         for (id, address) in addresses where id != selfId {
             peers[id] = Peer(id: id, host: address.host, port: address.port, eventLoop: group.next())
@@ -118,7 +121,7 @@ final class PeerTransport: RaftTransport, @unchecked Sendable {
             groups[id].map { RaftMessagesRequest.Group(topic: id.topic, partition: id.partition, messages: $0) }
         }
         var buffer = channel.allocator.buffer(capacity: 0)
-        for request in RaftMessagesRequest.batched(fromNode: Int32(truncatingIfNeeded: selfId), groups: wireGroups) {
+        for request in RaftMessagesRequest.batched(fromNode: Int32(truncatingIfNeeded: selfId), votersChecksum: votersChecksum, groups: wireGroups) {
             peer.correlationId &+= 1
             let header = RequestHeader(apiKey: .raftMessages, apiVersion: 0, correlationId: peer.correlationId, clientId: "sluiced-\(selfId)")
             FrameEncoder.encodeRequest(request, header: header, into: &buffer)

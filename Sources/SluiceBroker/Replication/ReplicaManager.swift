@@ -20,6 +20,8 @@ final class ReplicaManager: @unchecked Sendable {
     private let pool: NIOThreadPool
     private let settings: Settings
     private let logger: Logger
+    /// Senders already reported for a different member list (logged once each, not at every heartbeat).
+    private let mismatchLogged = NIOLockedValueBox<Set<Int32>>([])
     private let lock = NIOLock()
     private var groups: [GroupID: RaftGroup] = [:]
     private var tickTask: RepeatedTask?
@@ -41,7 +43,7 @@ final class ReplicaManager: @unchecked Sendable {
         self.logger = logger
         var addresses: [NodeID: (host: String, port: Int)] = [:]
         for member in cluster.members { addresses[NodeID(member.id)] = (member.host, member.port) }
-        transport = PeerTransport(selfId: nodeId, addresses: addresses, group: group, logger: logger)
+        transport = PeerTransport(selfId: nodeId, votersChecksum: cluster.votersChecksum, addresses: addresses, group: group, logger: logger)
         pool = NIOThreadPool(numberOfThreads: settings.threads)
         // Election timeouts are random per node: seed from the node id and the clock, printed for replay.
         seed = UInt64(nodeId) &* 0x9E37_79B9_7F4A_7C15 ^ MonotonicClock.nowNanoseconds()
@@ -109,6 +111,12 @@ final class ReplicaManager: @unchecked Sendable {
     func deliver(_ request: RaftMessagesRequest) -> RaftMessagesResponse {
         guard request.fromNode > 0, cluster.member(request.fromNode) != nil else {
             return RaftMessagesResponse(error: .invalidRequest, errorMessage: "node \(request.fromNode) is not a member of this cluster")
+        }
+        guard request.votersChecksum == cluster.votersChecksum else {
+            // Two member lists could elect two leaders in one term: nothing of it is delivered.
+            let problem = "broker \(request.fromNode) was started with a different --cluster member list than broker \(nodeId) (\(cluster.ids.map { "\($0)" }.joined(separator: ",")) here); give every broker the same list and restart the odd one"
+            if mismatchLogged.withLockedValue({ $0.insert(request.fromNode).inserted }) { logger.error("\(problem)") }
+            return RaftMessagesResponse(error: .invalidRequest, errorMessage: problem)
         }
         let from = NodeID(request.fromNode)
         var unknown: [String] = []
