@@ -19,6 +19,9 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     static let snapshotFile = "cluster-metadata.snapshot"
     /// Outcomes remembered for proposers that have not collected theirs yet.
     static let outcomesMax = 10_000
+    /// How long a proposer waits for its command to be applied before it is told `request_timed_out`
+    /// (the command may still be applied later: a majority of the brokers may be unreachable).
+    static let proposalTimeoutMs: Int64 = 15_000
 
     let directory: String
     private let logger: Logger
@@ -128,6 +131,11 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
             return eventLoop.makeFailedFuture(WireError(.invalidRequest, "cannot encode the metadata command: \(error)"))
         }
         let promise = eventLoop.makePromise(of: MetadataOutcome.self)
+        let timeout = eventLoop.scheduleTask(in: .milliseconds(Self.proposalTimeoutMs)) {
+            promise.fail(WireError(.requestTimedOut,
+                "the metadata change was not committed within \(Self.proposalTimeoutMs) ms (a majority of the brokers may be unreachable); it may still take effect, check before retrying"))
+        }
+        promise.futureResult.whenComplete { _ in timeout.cancel() }
         group.propose(.init(admit: { _ in .propose(batch.bytes) }, ack: .committed, completion: { [self] result in
             switch result {
             case .success(let placed):
