@@ -174,36 +174,42 @@ public struct RaftMessagesRequest: WireMessage, Equatable {
         public var topic: String
         /// The group's partition; `RaftWireLimits.metadataPartition` for the metadata group.
         public var partition: Int32
+        /// The topic's incarnation (the metadata index that created it; 0 for the metadata group): a
+        /// receiver holding another incarnation of the topic drops the messages.
+        public var incarnation: UInt64
         /// At most `RaftWireLimits.messagesPerGroupMax` messages.
         public var messages: [SluiceRaft.Message]
 
-        /// The messages for the group at (`topic`, `partition`).
-        public init(topic: String, partition: Int32, messages: [SluiceRaft.Message]) {
+        /// The messages for the group at (`topic`, `partition`, `incarnation`).
+        public init(topic: String, partition: Int32, incarnation: UInt64 = 0, messages: [SluiceRaft.Message]) {
             self.topic = topic
             self.partition = partition
+            self.incarnation = incarnation
             self.messages = messages
         }
 
-        /// Reads `topic string, partition int32, messages [message]`.
+        /// Reads `topic string, partition int32, incarnation int64, messages [message]`.
         public init(from reader: inout WireReader) throws {
             topic = try reader.readString("topic")
             partition = try reader.readInt32("partition")
+            incarnation = UInt64(bitPattern: try reader.readInt64("incarnation"))
             messages = try reader.readArray("messages", countMax: RaftWireLimits.messagesPerGroupMax,
                                             limit: "RaftWireLimits.messagesPerGroupMax") { try $0.readRaftMessage() }
         }
 
-        /// Writes `topic string, partition int32, messages [message]`.
+        /// Writes `topic string, partition int32, incarnation int64, messages [message]`.
         public func encode(to writer: inout WireWriter) {
             precondition(messages.count <= RaftWireLimits.messagesPerGroupMax,
                          "\(messages.count) Raft messages for one group; the wire limit is \(RaftWireLimits.messagesPerGroupMax)")
             writer.write(topic)
             writer.write(partition)
+            writer.write(Int64(bitPattern: incarnation))
             writer.write(messages) { w, message in w.write(raftMessage: message) }
         }
 
         /// Bytes `encode(to:)` produces.
         public var wireBytes: Int {
-            2 + topic.utf8.count + 4 + 4 + messages.reduce(0) { $0 + $1.wireBytes }
+            2 + topic.utf8.count + 4 + 8 + 4 + messages.reduce(0) { $0 + $1.wireBytes }
         }
     }
 
@@ -274,7 +280,7 @@ extension RaftMessagesRequest.Group {
     /// (unless one message alone is larger) `bytesMax` bytes; none when there are no messages.
     func chunks(bytesMax: Int) -> [Self] {
         var chunks: [Self] = []
-        var chunk = Self(topic: topic, partition: partition, messages: [])
+        var chunk = Self(topic: topic, partition: partition, incarnation: incarnation, messages: [])
         let emptyBytes = chunk.wireBytes
         var bytes = emptyBytes
         for message in messages {

@@ -43,6 +43,32 @@ struct ClusterMembershipTests {
         await cluster.shutdown()
     }
 
+    @Test("messages for another incarnation of a topic (deleted and created again) are not delivered")
+    func otherIncarnationRefused() async throws {
+        let cluster = ClusterHarness()
+        for id: Int32 in 1...3 { try await cluster.start(id) }
+        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
+        let admin = cluster.client(controller)
+        try await admin.createTopic("inc", partitions: 1, replicationFactor: 3)
+        await admin.close()
+        let replica = try #require(try cluster.brokers[1]?.registry.partition("inc", 0).replica)
+        let manager = try #require(cluster.brokers[1]?.replicaManager)
+        #expect(replica.id.incarnation > 0)
+        await cluster.stop(2)
+        await cluster.stop(3)
+        let heartbeat = SluiceRaft.Message(kind: .heartbeat, from: 2, to: 1, term: 1_000)
+        func deliver(incarnation: UInt64) -> RaftMessagesResponse {
+            manager.deliver(RaftMessagesRequest(fromNode: 2, votersChecksum: manager.cluster.votersChecksum, groups: [
+                .init(topic: "inc", partition: 0, incarnation: incarnation, messages: [heartbeat])]))
+        }
+        let stale = deliver(incarnation: replica.id.incarnation + 1)
+        #expect(stale.error == .unknownTopicOrPartition, "\(stale.errorMessage ?? "")")
+        #expect(!(try await cluster.eventually(timeoutMs: 300) { replica.status.term >= 1_000 }))
+        #expect(deliver(incarnation: replica.id.incarnation).error == .none)
+        #expect(try await cluster.eventually { replica.status.term >= 1_000 }, "the same message for this incarnation is delivered")
+        await cluster.shutdown()
+    }
+
     @Test("a data directory refuses to start with other member ids, and accepts new addresses")
     func dataDirectoryKeepsMembers() async throws {
         let cluster = ClusterHarness()

@@ -107,12 +107,13 @@ struct RaftMessagesTests {
             kind: .append, from: 1, to: 2, term: 3, logTerm: 4, index: 5,
             entries: [Entry(term: 3, index: 6, payload: [0xAB])], commit: 7, reject: false, rejectHint: 8,
             snapshot: Snapshot(metadata: SnapshotMetadata(index: 9, term: 10), data: [0xCD]), transfer: true)
-        let body = Self.bytes(RaftMessagesRequest(fromNode: 1, votersChecksum: 0xA1B2_C3D4, groups: [Group(topic: "t", partition: 2, messages: [message])]))
+        let body = Self.bytes(RaftMessagesRequest(fromNode: 1, votersChecksum: 0xA1B2_C3D4, groups: [Group(topic: "t", partition: 2, incarnation: 11, messages: [message])]))
         let expected: [UInt8] = [0, 0, 0, 1]    // from_node
             + [0xA1, 0xB2, 0xC3, 0xD4]          // voters_checksum
             + [0, 0, 0, 1]                      // groups: 1
             + [0, 1, 0x74]                      // topic "t"
             + [0, 0, 0, 2]                      // partition
+            + Self.int64(11)                    // incarnation
             + [0, 0, 0, 1]                      // messages: 1
             + [4]                               // kind: append
             + Self.int64(1) + Self.int64(2)     // from, to
@@ -128,7 +129,7 @@ struct RaftMessagesTests {
             + Self.int64(9) + Self.int64(10)    // snapshot index, term
             + [0, 0, 0, 1, 0xCD]                // snapshot data bytes
         #expect(body == expected)
-        #expect(message.wireBytes == body.count - 23, "wireBytes counts the message alone")
+        #expect(message.wireBytes == body.count - 31, "wireBytes counts the message alone")
     }
 
     @Test("Raft's unsigned numbers travel as the int64 with the same bits; no snapshot is a single 0")
@@ -136,11 +137,11 @@ struct RaftMessagesTests {
         let message = RaftMessage(kind: .heartbeat, from: UInt64.max, to: UInt64(Int64.max) + 1, term: 0)
         let body = Self.bytes(RaftMessagesRequest(fromNode: -1, votersChecksum: 0, groups: [Group(topic: "", partition: 0, messages: [message])]))
         #expect(Array(body[0..<4]) == [0xFF, 0xFF, 0xFF, 0xFF])
-        // from_node, voters_checksum, count, topic "", partition, count: the message starts at 22.
-        #expect(body[22] == 6)
-        #expect(Array(body[23..<31]) == Array(repeating: 0xFF, count: 8))
-        #expect(Array(body[31..<39]) == [0x80, 0, 0, 0, 0, 0, 0, 0])
-        #expect(body.count == 22 + 64 && body.last == 0, "entries count 0 then has_snapshot 0")
+        // from_node, voters_checksum, count, topic "", partition, incarnation, count: the message starts at 30.
+        #expect(body[30] == 6)
+        #expect(Array(body[31..<39]) == Array(repeating: 0xFF, count: 8))
+        #expect(Array(body[39..<47]) == [0x80, 0, 0, 0, 0, 0, 0, 0])
+        #expect(body.count == 30 + 64 && body.last == 0, "entries count 0 then has_snapshot 0")
         let decoded = try RaftMessagesRequest.decode(ByteBuffer(bytes: body), version: 0)
         #expect(decoded.groups.first?.messages == [message])
     }
@@ -186,7 +187,7 @@ struct RaftMessagesTests {
         let valid = Self.bytes(RaftMessagesRequest(fromNode: 1, votersChecksum: 0xA1B2_C3D4, groups: [Group(topic: "t", partition: 0, messages: [heartbeat])]))
         for code: Int8 in [11, 12, 127, -1, -128] {
             var body = valid
-            body[23] = UInt8(bitPattern: code)  // from_node, voters_checksum, count, topic "t", partition, count: the kind at 23
+            body[31] = UInt8(bitPattern: code)  // from_node, voters_checksum, count, topic "t", partition, incarnation, count: the kind at 31
             let reason = WirePrimitiveTests.reason { _ = try RaftMessagesRequest.decode(ByteBuffer(bytes: body), version: 0) }
             #expect(reason == "kind: unknown Raft message kind \(code); this build knows 0...10")
         }
@@ -198,7 +199,7 @@ struct RaftMessagesTests {
         for round in 0..<200 {
             let messages = (0..<rng.int(1...3)).map { _ in Self.randomMessage(kind, &rng) }
             let request = RaftMessagesRequest(fromNode: Int32.random(in: .min ... .max, using: &rng),
-                                              votersChecksum: UInt32(truncatingIfNeeded: rng.next()), groups: [Group(topic: "t", partition: Int32(rng.int(0...99)), messages: messages)])
+                                              votersChecksum: UInt32(truncatingIfNeeded: rng.next()), groups: [Group(topic: "t", partition: Int32(rng.int(0...99)), incarnation: rng.next(), messages: messages)])
             let body = Self.bytes(request)
             let decoded = try RaftMessagesRequest.decode(ByteBuffer(bytes: body), version: 0)
             #expect(decoded == request, "\(kind) round \(round), seed \(rng.seed)")
@@ -233,6 +234,7 @@ struct RaftMessagesTests {
             for _ in 0..<groups {
                 w.write("")
                 w.write(Int32(0))
+                w.write(Int64(0))  // incarnation
                 w.write(Int32(messages))
                 for _ in 0..<messages {
                     w.write(Int8(6))

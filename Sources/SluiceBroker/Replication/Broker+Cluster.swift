@@ -19,7 +19,8 @@ extension Broker {
         try metadata.load()
         for hosted in metadata.state.partitions(hostedBy: config.nodeId) {
             try ensureLocalTopic(hosted.topic, metadata.state)
-            try startReplica(hosted.topic, hosted.partition, replicas: hosted.replicas, manager: manager)
+            try startReplica(GroupID(topic: hosted.topic, partition: hosted.partition, incarnation: hosted.topicCreatedAtIndex),
+                             replicas: hosted.replicas, manager: manager)
         }
         let directory = clusterDirectory + "/log"
         let log = try PartitionLog.open(directory: directory, config: LogConfig(segmentBytes: 64 << 20), logger: logger)
@@ -53,12 +54,13 @@ extension Broker {
             switch command {
             case .createTopic(let name, let replicas, _, _):
                 try ensureLocalTopic(name, state)
+                let incarnation = state.topics[name]?.createdAtIndex ?? 0
                 for (index, members) in replicas.enumerated() where members.contains(config.nodeId) {
-                    try startReplica(name, Int32(index), replicas: members, manager: manager)
+                    try startReplica(GroupID(topic: name, partition: Int32(index), incarnation: incarnation), replicas: members, manager: manager)
                 }
             case .deleteTopic(let name):
                 if let topic = registry.topic(name) {
-                    for partition in topic.partitions { manager.removeGroup(GroupID(topic: name, partition: partition.index)) }
+                    for partition in topic.partitions { if let replica = partition.replica { manager.removeGroup(replica.id) } }
                     try registry.delete(name: name, allowInternal: true)
                 }
             case .commitOffsets(let group, let timeMs, let offsets):
@@ -80,13 +82,13 @@ extension Broker {
         try registry.create(name: name, partitions: Int32(assignment.replicas.count), configs: configs, allowInternal: true)
     }
 
-    private func startReplica(_ topic: String, _ index: Int32, replicas: [Int32], manager: ReplicaManager) throws {
-        let partition = try registry.partition(topic, index)
+    private func startReplica(_ id: GroupID, replicas: [Int32], manager: ReplicaManager) throws {
+        let partition = try registry.partition(id.topic, id.partition)
         guard partition.replica == nil else { return }
         let storage = try PartitionRaftStorage(directory: partition.directory, log: partition.log, readBytesMax: config.raftAppendBytesMax)
         // Readers stop at what is known committed before the group says more.
         partition.log.setReplicatedHighWatermark(storage.endOffset(of: storage.initialState().commit))
-        partition.replica = try manager.addGroup(GroupID(topic: topic, partition: index), peers: replicas.map { NodeID($0) },
+        partition.replica = try manager.addGroup(id, peers: replicas.map { NodeID($0) },
                                                  storage: storage, delegate: partition, deliversCommittedEntries: false,
                                                  preferredLeader: replicas.first.map { NodeID($0) })
     }

@@ -118,7 +118,7 @@ final class PeerTransport: RaftTransport, @unchecked Sendable {
             return
         }
         let wireGroups = order.compactMap { id in
-            groups[id].map { RaftMessagesRequest.Group(topic: id.topic, partition: id.partition, messages: $0) }
+            groups[id].map { RaftMessagesRequest.Group(topic: id.topic, partition: id.partition, incarnation: id.incarnation, messages: $0) }
         }
         var buffer = channel.allocator.buffer(capacity: 0)
         for request in RaftMessagesRequest.batched(fromNode: Int32(truncatingIfNeeded: selfId), votersChecksum: votersChecksum, groups: wireGroups) {

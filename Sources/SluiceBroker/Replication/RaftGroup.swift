@@ -7,6 +7,10 @@ import SluiceRaft
 struct GroupID: Hashable, Sendable, CustomStringConvertible {
     var topic: String
     var partition: Int32
+    /// The topic's incarnation: the Raft index of the metadata command that created it
+    /// (`TopicAssignment.createdAtIndex`; 0 for the metadata group). A topic deleted and created again
+    /// under the same name is another group, so messages of the old one never reach the new one.
+    var incarnation: UInt64 = 0
 
     /// The cluster metadata group travels under this reserved name (storage-format/protocol.md).
     static let metadata = GroupID(topic: "__cluster_metadata", partition: 0)

@@ -121,7 +121,7 @@ final class ReplicaManager: @unchecked Sendable {
         let from = NodeID(request.fromNode)
         var unknown: [String] = []
         for wireGroup in request.groups {
-            let id = GroupID(topic: wireGroup.topic, partition: wireGroup.partition)
+            let id = GroupID(topic: wireGroup.topic, partition: wireGroup.partition, incarnation: wireGroup.incarnation)
             guard let group = group(id) else {
                 if unknown.count < 10 { unknown.append(id.description) }
                 continue
