@@ -26,6 +26,9 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Flag(name: .short, help: "Exit when the end of every partition is reached.") var exitAtEnd = false
     @Option(name: .short, help: "Output format (kcat style).") var format: String = "%s\\n"
     @Flag(help: "Print one JSON object per record.") var json = false
+    @Flag(name: .customLong("from-connected-broker"),
+          help: "Read every partition from the broker reached through --brokers (its own replica, committed records only) instead of from each partition's leader; for comparing replicas.")
+    var fromConnectedBroker = false
 
     func validate() throws {
         if group != nil && !partition.isEmpty { throw ValidationError("-p cannot be combined with -g: the group assigns partitions") }
@@ -41,6 +44,7 @@ struct ConsumeCommand: AsyncParsableCommand {
         var config = ConsumerConfig(groupId: group)
         config.start = spec.startPosition
         config.autoCommit = false  // commits what was printed, not what was fetched
+        config.fetchFromConnectedBroker = fromConnectedBroker
         let out = OutputBuffer()
         try await withClient(connection) { client in
             let metadata = try await client.topicMetadata(topic)

@@ -50,6 +50,9 @@ public struct ConsumerConfig: Sendable {
     public var fetchMinBytes: Int32 = 1
     public var fetchMaxBytes: Int32 = 50 * 1024 * 1024
     public var partitionFetchMaxBytes: Int32 = 8 * 1024 * 1024
+    /// Fetch every partition from the broker the client is connected to (its own replica, which serves
+    /// committed records only) instead of from each partition's leader: for checking one replica.
+    public var fetchFromConnectedBroker = false
 
     public init(groupId: String? = nil) { self.groupId = groupId }
 }
@@ -59,6 +62,9 @@ public struct ConsumerConfig: Sendable {
 /// Group membership runs inside `poll`: it heartbeats when due, takes the assignment the broker
 /// computes, commits positions of partitions it gives up before reporting them released, and rejoins
 /// when fenced. Call `poll` at least every session timeout.
+///
+/// In a cluster each partition is fetched from its leader, over a connection of the consumer's own to
+/// that broker; a broker running alone is fetched from over the client's fetch connection.
 public actor Consumer {
     public let client: SluiceClient
     public let config: ConsumerConfig
@@ -77,6 +83,12 @@ public actor Consumer {
     public init(client: SluiceClient, config: ConsumerConfig) {
         self.client = client
         self.config = config
+    }
+
+    deinit {
+        // A consumer dropped without `close` still lets go of its own connections (those whose event
+        // loops were shut down are closed already).
+        for connection in fetchConnections.values where connection.isActive { connection.channel.close(promise: nil) }
     }
 
     private static func nowMs() -> Int64 { SystemWallClock().nowMilliseconds() }
@@ -143,6 +155,10 @@ public actor Consumer {
     /// Like `poll`, but hands back the fetched batches undecoded: `FetchedRecords.forEach` then shows
     /// each record in place, without copying keys and values (the fast path for high-volume readers).
     /// Positions already point past these batches; call `rewind` if they cannot be processed.
+    ///
+    /// In a cluster each partition is fetched from its leader, one request per leader broker, all at
+    /// once. A partition whose leader moved or cannot be reached is skipped by this poll (its leader is
+    /// asked for again by the next one) while the others' records are returned.
     public func pollBatches() async throws -> FetchedRecords {
         if config.groupId != nil && Self.nowMs() >= nextHeartbeatMs { try await heartbeat() }
         if config.autoCommit && config.groupId != nil && Self.nowMs() - lastCommitMs >= config.autoCommitIntervalMs {
@@ -152,42 +168,192 @@ public actor Consumer {
             try await Task.sleep(nanoseconds: UInt64(min(heartbeatIntervalMs, 200)) * 1_000_000)
             return FetchedRecords(chunks: [])
         }
-        let response = try await nextFetch()
+        let sentFor = positions
+        var outcome = FetchOutcome()
+        let fetches = try await nextFetches(for: sentFor, into: &outcome)
+        for fetch in fetches { try await collect(fetch, sentFor: sentFor, into: &outcome) }
+        for key in outcome.rerouted { client.forgetLeader(of: key) }
+        // The actor may have been re-entered (seek, assign, rewind) while answers were awaited: only a
+        // partition still at the offset it was fetched from takes its answer, so nothing is returned twice.
+        for key in outcome.outOfRange where positions[key] == sentFor[key] { try await resolve(key, config.start) }
         var chunks: [FetchedRecords.Chunk] = []
-        var advanced: [TopicPartitionKey: Int64] = [:]
-        var outOfRange: [TopicPartitionKey] = []
-        for topic in response.topics {
-            for partition in topic.partitions {
-                let key = TopicPartitionKey(topic: topic.name, partition: partition.head.partition)
-                guard let position = positions[key] else { continue }  // revoked meanwhile
-                switch partition.head.error {
-                case .none: break
-                case .offsetOutOfRange:
-                    outOfRange.append(key)
-                    continue
-                case let code where code.isRetriable:
-                    continue  // this partition is retried by the next poll; the others go on
-                default:
-                    // Nothing of this response is applied: positions stay where they were.
-                    throw SluiceClientError(WireError(partition.head.error, "\(key): \(partition.head.errorMessage ?? "")"))
-                }
-                highWatermarks[key] = partition.head.highWatermark
-                // Positions move by batch headers alone, so the next fetch can be on its way while these
-                // records are decoded.
-                advanced[key] = max(position, Self.nextOffset(after: partition.records) ?? position)
-                chunks.append(FetchedRecords.Chunk(key: key, from: position, bytes: partition.records))
-            }
+        for answer in outcome.answers where positions[answer.chunk.key] == answer.chunk.from {
+            highWatermarks[answer.chunk.key] = answer.highWatermark
+            // Positions move by batch headers alone, so the next fetch can be on its way while these
+            // records are decoded.
+            positions[answer.chunk.key] = answer.next
+            chunks.append(answer.chunk)
         }
-        for key in outOfRange { try await resolve(key, config.start) }
-        for (key, next) in advanced where positions[key] != nil { positions[key] = next }
-        prefetch()
+        if outcome.answeredCount == 0 {
+            try await backOff(outcome.lastFailure)
+        } else {
+            unreachableSinceMs = nil
+            if outcome.rerouted.isEmpty { prefetch(over: fetches) }
+        }
         return FetchedRecords(chunks: chunks)
     }
 
-    /// The fetch request for the current positions.
-    private func fetchRequest() -> FetchRequest {
+    /// Pause of a poll that reached no partition (every leader unknown or unreachable).
+    static let unreachableBackoffMs: UInt64 = 100
+
+    /// When polls began to reach no partition at all; nil while some partition answers.
+    private var unreachableSinceMs: Int64?
+
+    /// After a poll that reached no partition: pauses (no long poll waited, so the leaders are not asked
+    /// in a spin), or throws `failure` once nothing has answered for the client's request timeout, so
+    /// that an outage of every leader is reported rather than waited out in silence. A partition or
+    /// two without a leader never throws: the others' records keep coming.
+    private func backOff(_ failure: SluiceClientError?) async throws {
+        let now = Self.nowMs()
+        let since = unreachableSinceMs ?? now
+        unreachableSinceMs = since
+        if let failure, now - since >= client.requestTimeoutMs {
+            unreachableSinceMs = nil
+            throw SluiceClientError(failure.kind, "no partition's leader answered for \(now - since) ms: \(failure.message)")
+        }
+        try await Task.sleep(nanoseconds: Self.unreachableBackoffMs * 1_000_000)
+    }
+
+    /// One fetch request on its way: the partitions it asks for, the connection it went over, its answer.
+    private struct PendingFetch: Sendable {
+        var keys: [TopicPartitionKey]
+        var connection: BrokerConnection
+        var answer: EventLoopFuture<ResponseFrame>
+    }
+
+    /// What one poll's answers hold, before anything of it is applied.
+    private struct FetchOutcome {
+        struct Answer {
+            var chunk: FetchedRecords.Chunk
+            var highWatermark: Int64
+            /// The position after the chunk's whole batches.
+            var next: Int64
+        }
+
+        var answers: [Answer] = []
+        var outOfRange: [TopicPartitionKey] = []
+        /// Partitions whose leader is to be asked for again: it moved, or its broker could not be reached.
+        var rerouted: [TopicPartitionKey] = []
+        /// The last retriable failure seen (reported if nothing answers for long).
+        var lastFailure: SluiceClientError?
+        /// Partitions answered with records, none, or out of range (0: the poll reached nothing).
+        var answeredCount = 0
+    }
+
+    /// The fetches already sent for exactly these positions (one per leader connection), if any.
+    private var prefetched: (positions: [TopicPartitionKey: Int64], fetches: [PendingFetch])?
+
+    /// Connections of this consumer's own to the brokers of a cluster, by address, over which it
+    /// fetches (at most one per broker of the cluster).
+    private var fetchConnections: [BrokerAddress: BrokerConnection] = [:]
+
+    /// This poll's fetches: the prefetched ones when they were sent for exactly `wanted`, else one new
+    /// request per leader connection. Partitions whose leader cannot be found now go to `outcome`.
+    private func nextFetches(for wanted: [TopicPartitionKey: Int64], into outcome: inout FetchOutcome) async throws -> [PendingFetch] {
+        if let (sentFor, fetches) = prefetched {
+            prefetched = nil
+            if sentFor == wanted { return fetches }
+            // Stale answers: drain them, keeping each connection's order.
+            for fetch in fetches { _ = try? await fetch.answer.get() }
+        }
+        let routes = try await route(wanted.keys.sorted(), into: &outcome)
+        return routes.map { startFetch($0.keys, at: wanted, on: $0.connection) }
+    }
+
+    /// Groups `keys` by the connection their leader is fetched over. Keys whose leader cannot be found
+    /// or reached now (an election, a broker down) are rerouted in `outcome`, skipped by this poll.
+    private func route(_ keys: [TopicPartitionKey], into outcome: inout FetchOutcome) async throws
+        -> [(connection: BrokerConnection, keys: [TopicPartitionKey])] {
+        var routes: [(connection: BrokerConnection, keys: [TopicPartitionKey])] = []
+        for key in keys {
+            do {
+                let connection = config.fetchFromConnectedBroker
+                    ? try await client.connection(.fetch)
+                    : try await fetchConnection(to: try await client.leaderConnection(for: key))
+                if let index = routes.firstIndex(where: { $0.connection === connection }) {
+                    routes[index].keys.append(key)
+                } else {
+                    routes.append((connection, [key]))
+                }
+            } catch let error as SluiceClientError where error.isRetriable {
+                outcome.rerouted.append(key)
+                outcome.lastFailure = error
+            }
+        }
+        return routes
+    }
+
+    /// The connection to fetch from `leader`'s broker over. Answers come back in request order and a
+    /// fetch may be held for its max wait, so fetches never share a connection with produce or group
+    /// requests (see `ConnectionPurpose`): a broker alone is fetched from over the client's fetch
+    /// connection, a cluster's brokers over connections of this consumer's own.
+    private func fetchConnection(to leader: BrokerConnection) async throws -> BrokerConnection {
+        if leader === client.currentConnection(.general) { return try await client.connection(.fetch) }
+        let address = BrokerAddress(host: leader.host, port: leader.port)
+        if let open = fetchConnections[address], open.isActive { return open }
+        let fresh = try await BrokerConnection.connect(host: leader.host, port: leader.port, clientId: client.clientId, group: client.group)
+        try await SluiceClient.handshake(fresh)
+        // Another poll may have connected meanwhile (the actor is re-entered at each await): keep one.
+        if let raced = fetchConnections[address], raced.isActive {
+            await fresh.close()
+            return raced
+        }
+        fetchConnections[address] = fresh
+        return fresh
+    }
+
+    /// Sends the fetch for `keys` at their positions in `wanted` over `connection`; its answer is
+    /// awaited later, so the requests to different leaders wait out their long polls at the same time.
+    private func startFetch(_ keys: [TopicPartitionKey], at wanted: [TopicPartitionKey: Int64],
+                            on connection: BrokerConnection) -> PendingFetch {
+        let request = fetchRequest(keys, at: wanted)
+        let answer = connection.start(.fetch, request, timeoutMs: client.requestTimeoutMs + Int64(request.maxWaitMs))
+        return PendingFetch(keys: keys, connection: connection, answer: answer)
+    }
+
+    /// Adds what `fetch`'s answer holds to `outcome`. A lost connection or a moved leader reroutes its
+    /// partitions and other retriable codes skip theirs; any other error is thrown, nothing applied.
+    private func collect(_ fetch: PendingFetch, sentFor: [TopicPartitionKey: Int64], into outcome: inout FetchOutcome) async throws {
+        let response: FetchResponse
+        do {
+            response = try BrokerConnection.decode(try await fetch.answer.get(), .fetch, as: FetchResponse.self)
+        } catch let error as SluiceClientError where error.isRetriable {
+            outcome.rerouted += fetch.keys
+            outcome.lastFailure = error
+            return
+        }
+        for topic in response.topics {
+            for partition in topic.partitions {
+                let key = TopicPartitionKey(topic: topic.name, partition: partition.head.partition)
+                guard let position = sentFor[key] else { continue }  // not asked for
+                switch partition.head.error {
+                case .none: break
+                case .offsetOutOfRange:
+                    outcome.outOfRange.append(key)
+                    outcome.answeredCount += 1
+                    continue
+                case let code where code.isRetriable:
+                    // This partition is retried by the next poll (where its leader is now, if it moved);
+                    // the others go on.
+                    if code == .notLeader { outcome.rerouted.append(key) }
+                    outcome.lastFailure = SluiceClientError(WireError(code, "\(key): \(partition.head.errorMessage ?? "")"))
+                    continue
+                default:
+                    throw SluiceClientError(WireError(partition.head.error, "\(key): \(partition.head.errorMessage ?? "")"))
+                }
+                outcome.answeredCount += 1
+                let next = max(position, Self.nextOffset(after: partition.records) ?? position)
+                outcome.answers.append(.init(chunk: .init(key: key, from: position, bytes: partition.records),
+                                             highWatermark: partition.head.highWatermark, next: next))
+            }
+        }
+    }
+
+    /// The fetch request for `keys` at their positions in `wanted`, bounded as configured.
+    private func fetchRequest(_ keys: [TopicPartitionKey], at wanted: [TopicPartitionKey: Int64]) -> FetchRequest {
         var byTopic: [String: [FetchRequest.Partition]] = [:]
-        for (key, position) in positions.sorted(by: { $0.key < $1.key }) {
+        for key in keys.sorted() {
+            guard let position = wanted[key] else { continue }
             byTopic[key.topic, default: []].append(.init(partition: key.partition, fetchOffset: position, partitionMaxBytes: config.partitionFetchMaxBytes))
         }
         let waitMs = min(Int64(config.fetchMaxWaitMs), config.groupId == nil ? Int64.max : max(0, nextHeartbeatMs - Self.nowMs()))
@@ -195,28 +361,16 @@ public actor Consumer {
                             topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value) })
     }
 
-    /// A fetch already sent for exactly these positions, if any.
-    private var prefetched: (positions: [TopicPartitionKey: Int64], answer: EventLoopFuture<ResponseFrame>)?
-
-    /// Starts the next fetch now (used while the previous answer is decoded).
-    private func prefetch() {
+    /// Starts the next fetches now, over the connections this poll used, so they are on their way while
+    /// the caller decodes. Only when this poll's requests covered every position: otherwise the next
+    /// poll routes afresh.
+    private func prefetch(over fetches: [PendingFetch]) {
         guard config.groupId == nil || Self.nowMs() + Int64(config.fetchMaxWaitMs) < nextHeartbeatMs,
-              let connection = client.currentConnection(.fetch), !positions.isEmpty else { return }
-        let request = fetchRequest()
-        prefetched = (positions, connection.start(.fetch, request, timeoutMs: client.requestTimeoutMs + Int64(request.maxWaitMs)))
-    }
-
-    /// The answer of the prefetched request when it still matches the positions, else a new fetch.
-    private func nextFetch() async throws -> FetchResponse {
-        if let (sentFor, answer) = prefetched {
-            prefetched = nil
-            if sentFor == positions {
-                return try BrokerConnection.decode(try await answer.get(), .fetch, as: FetchResponse.self)
-            }
-            _ = try? await answer.get()  // a stale answer: drain it, keep the connection's order
-        }
-        let request = fetchRequest()
-        return try await client.send(.fetch, request, expecting: FetchResponse.self, timeoutMs: client.requestTimeoutMs + Int64(request.maxWaitMs))
+              !positions.isEmpty, fetches.allSatisfy({ $0.connection.isActive }),
+              fetches.reduce(0, { $0 + $1.keys.count }) == positions.count,
+              fetches.allSatisfy({ $0.keys.allSatisfy { positions[$0] != nil } }) else { return }
+        let wanted = positions
+        prefetched = (wanted, fetches.map { startFetch($0.keys, at: wanted, on: $0.connection) })
     }
 
     /// The offset after the last whole batch in `buffer`, from headers alone.
@@ -267,13 +421,18 @@ public actor Consumer {
         for (key, value) in offsets { committedPositions[key] = value }
     }
 
-    /// Commits (with auto-commit) and leaves the group.
+    /// Closes the connections this consumer fetched over in a cluster; in a group, also commits (with
+    /// auto-commit) and leaves the group.
     public func close() async {
+        prefetched = nil
+        let own = fetchConnections.values
+        fetchConnections = [:]
+        for connection in own { await connection.close() }
         guard let groupId = config.groupId, joined else { return }
         if config.autoCommit { try? await commit() }
-        _ = try? await client.send(.groupHeartbeat, GroupHeartbeatRequest(
+        _ = try? await client.groupHeartbeat(GroupHeartbeatRequest(
             groupId: groupId, memberId: memberId, memberEpoch: -1, sessionTimeoutMs: config.sessionTimeoutMs,
-            subscribedTopics: nil, assignor: nil, ownedPartitions: nil), expecting: GroupHeartbeatResponse.self)
+            subscribedTopics: nil, assignor: nil, ownedPartitions: nil))
         joined = false
         positions = [:]
     }
@@ -296,7 +455,7 @@ public actor Consumer {
             ownedPartitions: owned)
         let response: GroupHeartbeatResponse
         do {
-            response = try await client.send(.groupHeartbeat, request, expecting: GroupHeartbeatResponse.self)
+            response = try await client.groupHeartbeat(request)
         } catch let error as SluiceClientError where error.code == .fencedMemberEpoch || error.code == .unknownMemberId {
             resetMembership()
             return

@@ -143,7 +143,7 @@ final class FaultCluster: @unchecked Sendable {
     /// `consume TOPIC -e --json -p …` against broker `id` alone: what that replica serves, in the order
     /// printed; nil (and the result) when the command fails.
     func read(_ topic: String, from id: Int, partitions: [Int]) -> Result<[ConsumedRecord], ReadFailure> {
-        let arguments = ["consume", topic, "-e", "--json", "--request-timeout-ms", "5000"]
+        let arguments = ["consume", topic, "-e", "--json", "--request-timeout-ms", "5000", "--from-connected-broker"]
             + partitions.sorted().flatMap { ["-p", "\($0)"] }
         let result = sluice(arguments, via: [id], timeout: .seconds(30))
         guard result.succeeded else { return .failure(ReadFailure(result: result)) }
