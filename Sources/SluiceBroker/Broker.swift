@@ -191,9 +191,13 @@ public final class Broker: @unchecked Sendable {
             for partition in topic.partitions {
                 let log = partition.log
                 guard !log.isClosed else { continue }  // replaced by an alter meanwhile
-                // A replica's log is its Raft log: deleting or compacting batches behind Raft's back
-                // would shift its indexes. Retention on replicated partitions is not implemented yet.
-                guard partition.replica == nil else { continue }
+                // A replica's log is its Raft log: retention runs on the group's thread, which moves the Raft
+                // anchor before it deletes. Compaction would remove batches and shift Raft indexes: not in
+                // a cluster yet.
+                if let replica = partition.replica {
+                    replica.enforceRetention()
+                    continue
+                }
                 do {
                     let deleted = try log.enforceRetention()
                     if !deleted.isEmpty {

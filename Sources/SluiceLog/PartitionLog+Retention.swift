@@ -6,45 +6,74 @@ extension PartitionLog {
     /// offset up to the first remaining segment. Returns the base offsets deleted.
     @discardableResult
     public func enforceRetention() throws -> [Int64] {
-        guard config.cleanupPolicy.contains(.delete) else { return [] }
-        return try maintenance.withLock {
-            let current = snapshot()
-            guard !current.closed else { return [] }  // a replaced log's files belong to its successor
-            let closed = current.segments.dropLast()
-            var doomed = 0
-            if let retention = config.retentionMilliseconds {
-                let cutoff = clock.nowMilliseconds() - retention
-                for segment in closed {
-                    guard (try segment.maxTimestamp() ?? Int64.min) < cutoff else { break }
-                    doomed += 1
-                }
-            }
-            if let retentionBytes = config.retentionBytes {
-                var excess = Int64(current.segments.reduce(0) { $0 + $1.size }) - retentionBytes
-                for (i, segment) in closed.enumerated() {
-                    guard excess >= Int64(segment.size) else { break }
-                    excess -= Int64(segment.size)
-                    doomed = max(doomed, i + 1)
-                }
-            }
-            guard doomed > 0 else { return [] }
-            let deleted = Array(closed.prefix(doomed))
-            try writer.withLock {
-                let newStart = max(snapshot().logStartOffset, current.segments[doomed].baseOffset)
-                // The new log start is durable before any file goes: a crash in between leaves segments
-                // below it, which the next open removes.
-                try Checkpoints.write(logStartOffset: newStart, directory: directory)
-                publish { view in
-                    view.segments.removeFirst(doomed)
-                    view.logStartOffset = newStart
-                }
-            }
-            try delete(deleted)
-            logger.info("retention deleted segments", metadata: [
-                "directory": "\(directory)", "bases": "\(deleted.map(\.baseOffset))",
-            ])
-            return deleted.map(\.baseOffset)
+        try maintenance.withLock {
+            guard let target = try retentionCut() else { return [] }
+            return try deleteSegmentsLocked(before: target)
         }
+    }
+
+    /// Where retention would cut the log now: the base offset of the first segment it would keep, nil
+    /// when it would delete nothing (or the policy is not `delete`). A replicated log moves its Raft
+    /// anchor to a cut before it deletes (`deleteSegments(before:)`).
+    public func retentionCut() throws -> Int64? {
+        guard config.cleanupPolicy.contains(.delete) else { return nil }
+        let current = snapshot()
+        guard !current.closed else { return nil }  // a replaced log's files belong to its successor
+        let closed = current.segments.dropLast()
+        var doomed = 0
+        if let retention = config.retentionMilliseconds {
+            let cutoff = clock.nowMilliseconds() - retention
+            for segment in closed {
+                guard (try segment.maxTimestamp() ?? Int64.min) < cutoff else { break }
+                doomed += 1
+            }
+        }
+        if let retentionBytes = config.retentionBytes {
+            var excess = Int64(current.segments.reduce(0) { $0 + $1.size }) - retentionBytes
+            for (i, segment) in closed.enumerated() {
+                guard excess >= Int64(segment.size) else { break }
+                excess -= Int64(segment.size)
+                doomed = max(doomed, i + 1)
+            }
+        }
+        return doomed > 0 ? current.segments[doomed].baseOffset : nil
+    }
+
+    /// The largest segment base offset at or below `offset`: where `deleteSegments(before: offset)` would
+    /// leave the log start. Nil when `offset` is below the first segment.
+    public func segmentBase(atOrBelow offset: Int64) -> Int64? {
+        snapshot().segments.last { $0.baseOffset <= offset }?.baseOffset
+    }
+
+    /// Deletes the closed segments that lie wholly below `offset` (each one whose successor starts at or
+    /// below it) and moves the log start to the first segment kept. Returns the base offsets deleted.
+    @discardableResult
+    public func deleteSegments(before offset: Int64) throws -> [Int64] {
+        try maintenance.withLock { try deleteSegmentsLocked(before: offset) }
+    }
+
+    /// `deleteSegments(before:)`; the caller holds `maintenance`.
+    private func deleteSegmentsLocked(before offset: Int64) throws -> [Int64] {
+        let current = snapshot()
+        guard !current.closed else { return [] }
+        let doomed = current.segments.indices.dropLast().filter { current.segments[$0 + 1].baseOffset <= offset }.count
+        guard doomed > 0 else { return [] }
+        let deleted = Array(current.segments.prefix(doomed))
+        try writer.withLock {
+            let newStart = max(snapshot().logStartOffset, current.segments[doomed].baseOffset)
+            // The new log start is durable before any file goes: a crash in between leaves segments
+            // below it, which the next open removes.
+            try Checkpoints.write(logStartOffset: newStart, directory: directory)
+            publish { view in
+                view.segments.removeFirst(doomed)
+                view.logStartOffset = newStart
+            }
+        }
+        try delete(deleted)
+        logger.info("retention deleted segments", metadata: [
+            "directory": "\(directory)", "bases": "\(deleted.map(\.baseOffset))",
+        ])
+        return deleted.map(\.baseOffset)
     }
 
     /// Removes segments that are no longer in the view: rename to `.deleted`, make that durable, unlink.

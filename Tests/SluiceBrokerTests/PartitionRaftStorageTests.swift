@@ -101,6 +101,61 @@ struct PartitionRaftStorageTests {
         }
     }
 
+    /// Opens the replica in `directory` with segments of a few batches and a retention of about two
+    /// segments, so that retention has something to cut after every few appends.
+    static func openRetaining(_ directory: String) throws -> PartitionRaftStorage {
+        let config = LogConfig(segmentBytes: 400, segmentMilliseconds: nil, retentionMilliseconds: nil, retentionBytes: 800, flushPolicy: .os)
+        return try PartitionRaftStorage(directory: directory, log: try PartitionLog.open(directory: directory, config: config))
+    }
+
+    @Test("retention moves the anchor to a segment boundary at or below the commit, then deletes; reopens agree with MemoryStorage")
+    func retentionMovesTheAnchor() throws {
+        for round in 0..<4 {
+            var rng = SeededRandom(seed: SeededRandom.fromEnvironment().seed &+ UInt64(round))
+            let seed = rng.seed
+            let directory = TemporaryDirectory("raft-retention")
+            defer { directory.remove() }
+            let model = MemoryStorage()
+            var real = try Self.openRetaining(directory.path)
+            var term: UInt64 = 1
+            var moved = 0
+            for step in 0..<60 {
+                let choice = rng.next(upperBound: UInt64(10))
+                if choice < 6 {
+                    // Appends at the end or over an uncommitted suffix (a newer term replaces it).
+                    let start = max(real.hardState.commit + 1, model.lastIndex + 1 - min(model.lastIndex, rng.next(upperBound: UInt64(3))))
+                    if start <= model.lastIndex { term += 1 }
+                    term = max(term, model.term(at: start - 1) ?? 0) + (rng.next(upperBound: UInt64(4)) == 0 ? 1 : 0)
+                    let entries = try (0..<(Int(rng.next(upperBound: UInt64(3))) + 1)).map { k in
+                        Entry(term: term, index: start + UInt64(k), payload: try Self.batch(&rng, records: Int(rng.next(upperBound: UInt64(3))) + 1))
+                    }
+                    model.append(entries)
+                    try real.persist(entries)
+                } else if choice < 7 {
+                    try real.log.close()
+                    real = try Self.openRetaining(directory.path)
+                } else if choice < 8 {
+                    let commit = real.anchor.index + rng.next(upperBound: real.lastIndex - real.anchor.index + 1)
+                    try real.setHardState(HardState(term: term, vote: nil, commit: max(commit, real.hardState.commit)))
+                } else {
+                    let commit = real.hardState.commit
+                    let before = real.anchor
+                    if let start = try real.compactForRetention(commit: commit) {
+                        moved += 1
+                        #expect(real.anchor.offset == start && real.log.logStartOffset == start, "seed \(seed), step \(step)")
+                        #expect(real.anchor.index > before.index && real.anchor.index <= commit, "seed \(seed), step \(step): anchor \(real.anchor), commit \(commit)")
+                        model.compact(upTo: real.anchor.index, data: RaftStateFile.snapshotData(offset: start))
+                    } else {
+                        #expect(real.anchor == before, "seed \(seed), step \(step)")
+                    }
+                }
+                try Self.expectSame(model, real, seed: seed, step: step)
+            }
+            #expect(moved > 0, "seed \(seed): retention never cut")
+            try real.log.close()
+        }
+    }
+
     @Test("term and vote survive a reopen; a commit saved beyond a lost tail is clamped to the log")
     func hardStateDurability() throws {
         var rng = SeededRandom.fromEnvironment()

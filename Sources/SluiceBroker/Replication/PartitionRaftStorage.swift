@@ -227,6 +227,48 @@ final class PartitionRaftStorage: RaftStorage {
         corruptIndex = nil
     }
 
+    /// Retention on a replicated log: moves the anchor up to the last batch wholly below the segment
+    /// boundary retention chose, never past `commit` (an uncommitted batch may still be replaced), then
+    /// deletes the segments below it. The anchor is durable before any file goes: a crash in between
+    /// leaves batches below the anchor, which the next open skips and the next retention deletes.
+    /// Returns the new log start, nil when nothing moved. A follower that needs what went is sent the
+    /// anchor as a snapshot (`applySnapshot`) and restarts its log there.
+    @discardableResult
+    func compactForRetention(commit: UInt64) throws -> Int64? {
+        guard let cut = try log.retentionCut() else { return nil }
+        let committedEnd = endOffset(of: min(commit, lastIndex))
+        guard let newStart = log.segmentBase(atOrBelow: min(cut, committedEnd)), newStart > anchor.offset else { return nil }
+        // The batch that starts at newStart is batch k after the anchor; the new anchor is the one before.
+        guard let k = index(ofBaseOffset: newStart) else { return nil }
+        let newAnchorIndex = anchor.index + UInt64(k)
+        guard let term = term(at: newAnchorIndex) else { return nil }
+        anchor = .init(index: newAnchorIndex, term: term, offset: newStart)
+        baseOffsets.removeFirst(k)
+        if baseOffsets.isEmpty {
+            epochs = []
+        } else {
+            // The run covering the first batch kept becomes the first run, starting there.
+            epochs.removeFirst(epochs.lastIndex { $0.index <= newAnchorIndex + 1 } ?? 0)
+            epochs[0].index = newAnchorIndex + 1
+        }
+        try writeState()
+        try log.deleteSegments(before: newStart)
+        assert(baseOffsets.first.map { $0 == newStart } ?? (endOffset == newStart), "anchor \(newStart) is not a batch start")
+        return newStart
+    }
+
+    /// The position in `baseOffsets` of the batch starting at `offset` (its count at the log end).
+    private func index(ofBaseOffset offset: Int64) -> Int? {
+        if offset == endOffset { return baseOffsets.count }
+        var lo = 0
+        var hi = baseOffsets.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if baseOffsets[mid] < offset { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < baseOffsets.count && baseOffsets[lo] == offset ? lo : nil
+    }
+
     /// Writes `raft-state` (atomically, with fsync); also at close, to keep the commit index.
     func writeState() throws {
         let bytes = RaftStateFile.encode(.init(hardState: hardState, anchor: anchor))

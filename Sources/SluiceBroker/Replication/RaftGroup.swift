@@ -125,6 +125,7 @@ final class RaftGroup: @unchecked Sendable {
         case propose(Proposal)
         case campaign
         case transfer(NodeID)
+        case retention
     }
 
     private struct Pending {
@@ -204,6 +205,9 @@ final class RaftGroup: @unchecked Sendable {
     func campaign() { enqueue(.campaign) }
     /// Hand leadership to `node` (clean shutdown, rebalancing).
     func transferLeadership(to node: NodeID) { enqueue(.transfer(node)) }
+    /// Apply the log's retention, on the group's thread: committed segments past it are deleted once the
+    /// Raft anchor has moved above them (`PartitionRaftStorage.compactForRetention`).
+    func enforceRetention() { enqueue(.retention) }
 
     /// Proposes an entry; `completion` runs on the group's thread when `ack` is reached or it fails.
     func propose(_ proposal: Proposal) {
@@ -308,6 +312,14 @@ final class RaftGroup: @unchecked Sendable {
             node.campaign()
         case .transfer(let target):
             try? node.transferLeadership(to: target)
+        case .retention:
+            do {
+                if let start = try storage.compactForRetention(commit: node.commitIndex) {
+                    logger.info("retention moved the log start", metadata: ["group": "\(id)", "logStartOffset": "\(start)"])
+                }
+            } catch {
+                logger.error("retention failed", metadata: ["group": "\(id)", "directory": "\(storage.directory)", "error": "\(error)"])
+            }
         case .propose(let proposal):
             admitAndPropose(proposal)
         }
