@@ -317,7 +317,7 @@ public final class Broker: @unchecked Sendable {
             case .alterConfigs:
                 let request = try AlterConfigsRequest.decode(frame.body, version: header.apiVersion)
                 if replicaManager != nil {
-                    throw WireError(.invalidRequest, "changing topic settings in a cluster is not supported yet; set them at creation")
+                    return alterConfigsInCluster(request, eventLoop: eventLoop).map { [self] in response($0, header) }
                 }
                 return onPool(eventLoop) { [self] in response(alterConfigs(request), header) }
             case .initProducerId:

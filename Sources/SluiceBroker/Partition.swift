@@ -179,17 +179,24 @@ final class Partition: @unchecked Sendable {
     /// If the new settings cannot be opened, the log reopens with its old ones and the error is thrown.
     /// The old log is closed without holding `appendLock` (closing waits for a running compaction):
     /// appends meanwhile fail with a retriable error instead of parking I/O threads on the lock.
-    func reopen(config: LogConfig, logger: Logger) throws {
+    ///
+    /// `prepare` sees the new log before any reader does (a replica sets its replicated high watermark,
+    /// so that no reader is shown uncommitted records). Returns the log now in place.
+    @discardableResult
+    func reopen(config: LogConfig, logger: Logger, prepare: (PartitionLog) -> Void = { _ in }) throws -> PartitionLog {
         // One reopen at a time: two would both open the directory.
         try reopenLock.withLock {
             let old = log
             try old.close()
-            try appendLock.withLock {
+            return try appendLock.withLock {
                 do {
                     let reopened = try PartitionLog.open(directory: directory, config: config, logger: logger)
+                    prepare(reopened)
                     lock.withLock { currentLog = reopened }
+                    return reopened
                 } catch {
                     let restored = try PartitionLog.open(directory: directory, config: old.config, logger: logger)
+                    prepare(restored)
                     lock.withLock { currentLog = restored }
                     throw error
                 }

@@ -259,7 +259,18 @@ final class TopicRegistry: @unchecked Sendable {
     /// concurrent alters do not lose updates and a deleted or recreated topic is not resurrected), then
     /// the logs reopen with the new settings.
     func alter(name: String, configs: [ConfigEntry], validateOnly: Bool) throws {
-        let (topic, logConfig): (Topic, LogConfig) = try lock.withLock {
+        let (topic, logConfig) = try alterSettings(name: name, configs: configs, validateOnly: validateOnly)
+        guard !validateOnly else { return }
+        for partition in topic.partitions where partition.log.config != logConfig {
+            try partition.reopen(config: logConfig, logger: logger)
+        }
+    }
+
+    /// `alter` without reopening the logs: validates, and unless `validateOnly` saves the new settings.
+    /// Returns the topic and the log settings its partitions must reopen with (a replicated one does
+    /// so on its Raft group's thread).
+    func alterSettings(name: String, configs: [ConfigEntry], validateOnly: Bool) throws -> (Topic, LogConfig) {
+        try lock.withLock {
             guard let topic = topics[name] else { throw WireError(.unknownTopicOrPartition, "topic '\(name)' does not exist") }
             let config = try TopicConfig.validated(topic.config.overrides, applying: configs, defaults: defaults)
             let logConfig = try config.logConfig(defaults: defaults)
@@ -268,10 +279,6 @@ final class TopicRegistry: @unchecked Sendable {
                 topic.config = config
             }
             return (topic, logConfig)
-        }
-        guard !validateOnly else { return }
-        for partition in topic.partitions where partition.log.config != logConfig {
-            try partition.reopen(config: logConfig, logger: logger)
         }
     }
 

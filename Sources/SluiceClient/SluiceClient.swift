@@ -215,8 +215,7 @@ public final class SluiceClient: @unchecked Sendable {
     /// Sets (value) or resets to the default (nil) topic configs.
     public func alterTopic(_ name: String, configs: [String: String?]) async throws {
         let entries = configs.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) }
-        let response = try await send(.alterConfigs, AlterConfigsRequest(topics: [.init(name: name, configs: entries)]),
-                                      expecting: TopicResultsResponse.self)
+        let response = try await sendToController(.alterConfigs, AlterConfigsRequest(topics: [.init(name: name, configs: entries)]))
         if let error = response.topics.first?.wireError { throw SluiceClientError(error) }
     }
 

@@ -58,4 +58,45 @@ struct ClusterRetentionTests {
         #expect(ours == theirs && !ours.isEmpty, "the replicas differ above offset \(from)")
         await cluster.shutdown()
     }
+
+    @Test("a config change after creation reaches every replica, whose logs reopen and keep replicating")
+    func alterAfterCreation() async throws {
+        let cluster = ClusterHarness()
+        for id: Int32 in 1...3 { try await cluster.start(id) }
+        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
+        let admin = cluster.client(controller)
+        try await admin.createTopic("ret", partitions: 1, replicationFactor: 3, configs: ["segment.bytes": "1024", "retention.ms": "-1"])
+        await admin.close()
+        let leader = try #require(try await cluster.settledLeader("ret", 0))
+        for k in 0..<30 { try #require(try await Self.produce(cluster, "a\(k)", via: leader).error == .none) }
+        func logs() throws -> [PartitionLog] { try cluster.brokers.values.map { try $0.registry.partition("ret", 0).log } }
+
+        // Sent to a broker that is not the controller: the client finds the controller.
+        let other = try #require((1...3).first { $0 != controller })
+        let client = cluster.client(other)
+        try await client.alterTopic("ret", configs: ["retention.bytes": "2048"])
+        let reopened = try await cluster.eventually { try logs().allSatisfy { $0.config.retentionBytes == 2048 } }
+        #expect(reopened, "\(((try? logs()) ?? []).map(\.config.retentionBytes))")
+        let described = try await client.describeTopic("ret")
+        #expect(described.configs.first { $0.key == "retention.bytes" }?.value == "2048")
+
+        for broker in cluster.brokers.values { try broker.registry.partition("ret", 0).replica?.enforceRetention() }
+        let cut = try await cluster.eventually { try logs().allSatisfy { $0.logStartOffset > 1 } }
+        #expect(cut, "\(cluster.describeReplicas("ret", 0))")
+        for k in 0..<5 { try #require(try await Self.produce(cluster, "b\(k)", via: leader).error == .none) }
+        let converged = try await cluster.eventually {
+            let all = try logs()
+            let ends = Set(all.map(\.highWatermark))
+            return ends.count == 1 && all.allSatisfy { $0.logEndOffset == ends.first }
+        }
+        #expect(converged, "\(cluster.describeReplicas("ret", 0))")
+
+        // A reset takes the controller's default for every replica alike.
+        try await client.alterTopic("ret", configs: ["retention.bytes": nil])
+        let reset = try await cluster.eventually { try logs().allSatisfy { $0.config.retentionBytes == nil } }
+        #expect(reset, "\(((try? logs()) ?? []).map(\.config.retentionBytes))")
+        await #expect(throws: SluiceClientError.self) { try await client.alterTopic("ret", configs: ["retention.bytes": "lots"]) }
+        await client.close()
+        await cluster.shutdown()
+    }
 }

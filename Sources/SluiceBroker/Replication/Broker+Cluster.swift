@@ -66,12 +66,39 @@ extension Broker {
             case .commitOffsets(let group, let timeMs, let offsets):
                 try groups.storeCommitted(group: group, offsets, timeMs: timeMs)
                 return
-            case .alterTopicConfig, .createPartitions:
+            case .alterTopicConfig(let name, _, _):
+                try reconfigureLocalTopic(name, state)
+            case .createPartitions:
                 logger.warning("metadata command not acted on locally yet", metadata: ["command": "\(command)"])
             }
             groups.topicsChanged()
         } catch {
             logger.error("cannot act on a metadata command", metadata: ["command": "\(command)", "error": "\(error)"])
+        }
+    }
+
+    /// Gives the local topic the settings the metadata now holds. Replicas reopen their logs on their Raft
+    /// group's thread, where nothing appends meanwhile; the other partitions (no replica here) at once.
+    private func reconfigureLocalTopic(_ name: String, _ state: ClusterMetadata) throws {
+        guard let wanted = state.topics[name]?.configs, let current = registry.topic(name)?.config.overrides else { return }
+        let entries = wanted.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) }
+            + current.keys.filter { wanted[$0] == nil }.sorted().map { ConfigEntry(key: $0, value: nil) }
+        let (topic, logConfig) = try registry.alterSettings(name: name, configs: entries, validateOnly: false)
+        for partition in topic.partitions where partition.log.config != logConfig {
+            guard let replica = partition.replica else {
+                try partition.reopen(config: logConfig, logger: logger)
+                continue
+            }
+            let logger = self.logger
+            replica.reopenLog { committedEnd in
+                do {
+                    try partition.reopen(config: logConfig, logger: logger) { $0.setReplicatedHighWatermark(committedEnd) }
+                } catch {
+                    logger.error("cannot reopen the log with new settings; it keeps the old ones",
+                                 metadata: ["partition": "\(partition.topic)-\(partition.index)", "error": "\(error)"])
+                }
+                return partition.log
+            }
         }
     }
 
@@ -150,6 +177,34 @@ extension Broker {
                 return outcome(metadata.propose(command, on: eventLoop), name: name, api: .deleteTopics)
             } catch {
                 return eventLoop.makeSucceededFuture(topicFailure(name, error, api: .deleteTopics))
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).map { TopicResultsResponse(topics: $0) }
+    }
+
+    /// A config change becomes a metadata command that every broker applies. A reset key (no value) is
+    /// set to the controller's default rather than removed: replicas must not each fill it from their own
+    /// `[topic-defaults]`, which need not match (the same reason a create carries every setting).
+    func alterConfigsInCluster(_ request: AlterConfigsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {
+        let futures: [EventLoopFuture<TopicResult>] = request.topics.map { topic in
+            do {
+                let metadata = try requireController()
+                guard let assignment = metadata.state.topics[topic.name] else {
+                    throw WireError(.unknownTopicOrPartition, "topic '\(topic.name)' does not exist")
+                }
+                if assignment.isInternal { throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; its settings are fixed") }
+                // The message a broker alone would give, against this broker's defaults.
+                _ = try TopicConfig.validated(assignment.configs, applying: topic.configs, defaults: registry.defaults)
+                var set: [String: String] = [:]
+                for entry in topic.configs {
+                    set[entry.key] = entry.value ?? registry.defaults.value(for: entry.key)
+                }
+                let command = MetadataCommand.alterTopicConfig(name: topic.name, set: set, remove: [])
+                if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
+                if request.validateOnly { return eventLoop.makeSucceededFuture(TopicResult(name: topic.name)) }
+                return outcome(metadata.propose(command, on: eventLoop), name: topic.name, api: .alterConfigs)
+            } catch {
+                return eventLoop.makeSucceededFuture(topicFailure(topic.name, error, api: .alterConfigs))
             }
         }
         return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).map { TopicResultsResponse(topics: $0) }

@@ -24,7 +24,8 @@ final class PartitionRaftStorage: RaftStorage {
     }
 
     let directory: String
-    let log: PartitionLog
+    /// The partition log; replaced (same files, new settings) by `replaceLog` after a config change.
+    private(set) var log: PartitionLog
     /// Most batch bytes one `entries` call reads (it returns a prefix beyond that).
     let readBytesMax: Int
     private(set) var hardState: HardState
@@ -267,6 +268,14 @@ final class PartitionRaftStorage: RaftStorage {
             if baseOffsets[mid] < offset { lo = mid + 1 } else { hi = mid }
         }
         return lo < baseOffsets.count && baseOffsets[lo] == offset ? lo : nil
+    }
+
+    /// Continues on `log`, the same files reopened with new settings: every batch is where it was, so the
+    /// index of batches stays valid.
+    func replaceLog(_ log: PartitionLog) {
+        precondition(log.directory == directory && log.logEndOffset == endOffset,
+                     "a replaced log must be the same files: \(log.directory) ending at \(log.logEndOffset), expected \(directory) at \(endOffset)")
+        self.log = log
     }
 
     /// Writes `raft-state` (atomically, with fsync); also at close, to keep the commit index.

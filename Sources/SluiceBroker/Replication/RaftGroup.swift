@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import SluiceCore
+import SluiceLog
 import SluiceRaft
 
 /// Names a Raft group: a partition, or the metadata group (`GroupID.metadata`).
@@ -126,6 +127,8 @@ final class RaftGroup: @unchecked Sendable {
         case campaign
         case transfer(NodeID)
         case retention
+        /// Reopens the log with new settings: given the committed end offset, returns the log in place.
+        case reopenLog(@Sendable (_ committedEnd: Int64) -> PartitionLog)
     }
 
     private struct Pending {
@@ -208,6 +211,10 @@ final class RaftGroup: @unchecked Sendable {
     /// Apply the log's retention, on the group's thread: committed segments past it are deleted once the
     /// Raft anchor has moved above them (`PartitionRaftStorage.compactForRetention`).
     func enforceRetention() { enqueue(.retention) }
+    /// Reopen the log with new settings on the group's thread, where nothing appends meanwhile. `reopen`
+    /// gets the committed end offset (the new log's replicated high watermark) and returns the log in
+    /// place afterwards (the old settings' one again if the new ones could not be opened).
+    func reopenLog(_ reopen: @escaping @Sendable (_ committedEnd: Int64) -> PartitionLog) { enqueue(.reopenLog(reopen)) }
 
     /// Proposes an entry; `completion` runs on the group's thread when `ack` is reached or it fails.
     func propose(_ proposal: Proposal) {
@@ -312,6 +319,8 @@ final class RaftGroup: @unchecked Sendable {
             node.campaign()
         case .transfer(let target):
             try? node.transferLeadership(to: target)
+        case .reopenLog(let reopen):
+            storage.replaceLog(reopen(storage.endOffset(of: min(node.commitIndex, storage.lastIndex))))
         case .retention:
             do {
                 if let start = try storage.compactForRetention(commit: node.commitIndex) {
