@@ -186,16 +186,23 @@ public final class Broker: @unchecked Sendable {
 
 
     /// Retention and compaction for every partition.
-    private func runMaintenance() {
+    func runMaintenance() {
         for topic in registry.allTopics {
             for partition in topic.partitions {
                 let log = partition.log
                 guard !log.isClosed else { continue }  // replaced by an alter meanwhile
                 // A replica's log is its Raft log: retention runs on the group's thread, which moves the Raft
-                // anchor before it deletes. Compaction would remove batches and shift Raft indexes: not in
-                // a cluster yet.
+                // anchor before it deletes; compaction keeps every batch (empty if need be), so Raft indexes
+                // stay, and looks only at committed records, which no leader change can replace.
                 if let replica = partition.replica {
                     replica.enforceRetention()
+                    do {
+                        if log.config.cleanupPolicy.contains(.compact) {
+                            _ = try log.compact(keepingEmptyBatches: true, through: replica.status.highWatermark)
+                        }
+                    } catch {
+                        logger.error("compaction failed", metadata: ["partition": "\(topic.name)-\(partition.index)", "error": "\(error)"])
+                    }
                     continue
                 }
                 do {

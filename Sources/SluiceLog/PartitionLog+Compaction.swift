@@ -30,18 +30,22 @@ extension PartitionLog {
     /// Crash safety (storage-format/segments.md): output is written to `.cleaned` files and fsynced;
     /// renaming the `.log` to `.swap` commits it (recovery finishes a swap it finds); the replaced segments
     /// are renamed to `.deleted` and unlinked; the swap files are renamed to their final names.
+    ///
+    /// A replicated log (each batch a Raft entry) passes `keepingEmptyBatches`, so a batch whose every
+    /// record goes stays as an empty batch and the batches keep their ordinals, and `through` its
+    /// committed end: records above it may still be replaced, so they must not make older ones go.
     @discardableResult
-    public func compact() throws -> CompactionResult {
-        try compact(interruptAfter: nil)
+    public func compact(keepingEmptyBatches: Bool = false, through limit: Int64? = nil) throws -> CompactionResult {
+        try compact(interruptAfter: nil, keepingEmptyBatches: keepingEmptyBatches, through: limit)
     }
 
-    func compact(interruptAfter stage: CompactionStage?) throws -> CompactionResult {
+    func compact(interruptAfter stage: CompactionStage?, keepingEmptyBatches: Bool = false, through limit: Int64? = nil) throws -> CompactionResult {
         guard config.cleanupPolicy.contains(.compact) else { return CompactionResult() }
         return try maintenance.withLock {
             let current = snapshot()
             guard !current.closed else { return CompactionResult() }  // a replaced log's files belong to its successor
             var result = CompactionResult()
-            let (map, mapEnd) = try buildKeyMap(current)
+            let (map, mapEnd) = try buildKeyMap(current, through: limit ?? Int64.max)
             result.mapEndOffset = mapEnd
             let closed = current.segments.dropLast()
             var cleanable: [LogSegment] = []
@@ -52,7 +56,7 @@ extension PartitionLog {
             let horizon = clock.nowMilliseconds() - config.deleteRetentionMilliseconds
             var outputs: [(group: [LogSegment], cleaned: LogSegment)] = []
             for group in groups {
-                let cleaned = try clean(group, map: map, tombstoneHorizon: horizon, result: &result)
+                let cleaned = try clean(group, map: map, tombstoneHorizon: horizon, keepingEmptyBatches: keepingEmptyBatches, result: &result)
                 outputs.append((group, cleaned))
             }
             try FileSystem.syncDirectory(directory)
@@ -68,14 +72,19 @@ extension PartitionLog {
     }
 
     /// The newest offset of every key from the log start on, stopping at a batch boundary once
-    /// `compactionKeysMax` keys are held. Returns the map and the offset it covers up to.
-    private func buildKeyMap(_ current: View) throws -> ([[UInt8]: Int64], Int64) {
+    /// `compactionKeysMax` keys are held or before a batch that ends above `limit`. Returns the map and
+    /// the offset it covers up to.
+    private func buildKeyMap(_ current: View, through limit: Int64) throws -> ([[UInt8]: Int64], Int64) {
         var map: [[UInt8]: Int64] = [:]
         var mapEnd = current.segments[0].baseOffset
         for (i, segment) in current.segments.enumerated() {
             let end = i == current.segments.count - 1 ? current.activeEndPosition : segment.size
             var full = false
             try segment.forEachBatch(end: end) { header, position, bytes in
+                guard header.nextOffset <= limit else {
+                    full = true
+                    return false
+                }
                 // A control record's key is a marker type, not a user key: it must not shadow one.
                 if header.isControl {
                     mapEnd = header.nextOffset
@@ -125,7 +134,7 @@ extension PartitionLog {
     }
 
     /// Writes the kept records of `group` into `<first base>.*.cleaned` files, fsynced.
-    private func clean(_ group: [LogSegment], map: [[UInt8]: Int64], tombstoneHorizon: Int64,
+    private func clean(_ group: [LogSegment], map: [[UInt8]: Int64], tombstoneHorizon: Int64, keepingEmptyBatches: Bool,
                        result: inout CompactionResult) throws -> LogSegment {
         let cleaned = try LogSegment.create(directory: directory, baseOffset: group[0].baseOffset, config: config,
                                             now: clock.nowMilliseconds(), suffix: .cleaned)
@@ -146,7 +155,7 @@ extension PartitionLog {
                 result.recordsRemoved += records.count - kept.count
                 if kept.count == records.count {
                     try cleaned.append(bytes, header: header)
-                } else if !kept.isEmpty {
+                } else if !kept.isEmpty || keepingEmptyBatches {
                     let rebuilt = try rebuild(header, kept)
                     try rebuilt.bytes.withUnsafeBytes { try cleaned.append($0, header: rebuilt.header) }
                 }

@@ -9,9 +9,14 @@ extension PartitionLog {
     /// flush policy is satisfied. Call `waitDurable(through:)` before acknowledging it. A caller that has
     /// just validated the bytes (CRC included) passes their header as `crcChecked` to skip a second
     /// CRC pass; every other check still runs.
+    ///
+    /// `allowsCompacted`: the batch may hold fewer records than its offsets span, none at all included
+    /// (a replica copying its leader's compacted batches; a producer's batch spans exactly its records).
     public func appendWithoutWaiting(_ batch: RecordBatch, leaderEpoch: Int32? = nil,
-                                     crcChecked: RecordBatchHeader? = nil) throws -> AppendInfo {
-        try writer.withLock { try appendLocked(batch, assignOffsets: true, leaderEpoch: leaderEpoch, crcChecked: crcChecked) }
+                                     crcChecked: RecordBatchHeader? = nil, allowsCompacted: Bool = false) throws -> AppendInfo {
+        try writer.withLock {
+            try appendLocked(batch, assignOffsets: true, leaderEpoch: leaderEpoch, crcChecked: crcChecked, allowsCompacted: allowsCompacted)
+        }
     }
 
     /// Returns once every record below `offset + 1` is as durable as the flush policy promises: on

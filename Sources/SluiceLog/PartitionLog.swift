@@ -166,7 +166,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// `crcChecked` is the header of a caller that has just run `RecordBatch.validate` on these bytes
     /// (the broker, on every produced batch): the header checks run again, the CRC pass does not.
     func appendLocked(_ batch: RecordBatch, assignOffsets: Bool, leaderEpoch: Int32?,
-                      crcChecked: RecordBatchHeader? = nil) throws -> AppendInfo {
+                      crcChecked: RecordBatchHeader? = nil, allowsCompacted: Bool = false) throws -> AppendInfo {
         let current = snapshot()
         guard !current.closed else { throw LogError.closed(directory: directory) }
         if let failure = groupCommit.failed { throw failure }
@@ -184,7 +184,13 @@ public final class PartitionLog: @unchecked Sendable {
         guard header.totalSize == batch.bytes.count else {
             throw LogError.invalidBatch(.malformedRecords("length field says \(header.totalSize) bytes, got \(batch.bytes.count)"))
         }
-        if assignOffsets {
+        if assignOffsets && allowsCompacted {
+            guard header.lastOffsetDelta >= 0, Int64(header.recordCount) <= Int64(header.lastOffsetDelta) + 1 else {
+                throw LogError.unacceptableBatch(
+                    "a batch spanning offset deltas 0...\(header.lastOffsetDelta) cannot hold \(header.recordCount) records")
+            }
+            header.baseOffset = current.logEndOffset
+        } else if assignOffsets {
             guard header.recordCount > 0, Int64(header.lastOffsetDelta) == Int64(header.recordCount) - 1 else {
                 throw LogError.unacceptableBatch(
                     "a producer batch needs records with offset deltas 0..<count; got \(header.recordCount) records and last offset delta \(header.lastOffsetDelta)")

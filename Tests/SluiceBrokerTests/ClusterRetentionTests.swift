@@ -9,16 +9,34 @@ import Testing
 
 /// Retention on replicated partitions: each replica moves its Raft anchor before deleting segments,
 /// and a follower that fell behind the leader's log start is sent the anchor as a snapshot.
-@Suite("retention in a cluster")
+@Suite("retention, compaction and config changes in a cluster")
 struct ClusterRetentionTests {
     /// One acks=all produce of `value` to `topic`-0 through broker `id`.
-    static func produce(_ cluster: ClusterHarness, _ value: String, via id: Int32) async throws -> ProduceResponse.Partition {
+    static func produce(_ cluster: ClusterHarness, _ value: String, via id: Int32, topic: String = "ret") async throws -> ProduceResponse.Partition {
         let client = cluster.client(id)
         defer { Task { await client.close() } }
-        let request = ProduceRequest(acks: .all, timeoutMs: 10_000, topics: [.init(name: "ret", partitions: [
+        let request = ProduceRequest(acks: .all, timeoutMs: 10_000, topics: [.init(name: topic, partitions: [
             .init(partition: 0, records: try ProduceFetchTests.batch([value + String(repeating: ".", count: 200)]))])])
         let response = try await client.send(.produce, request, expecting: ProduceResponse.self)
         return try #require(response.topics.first?.partitions.first)
+    }
+
+    /// Every value of `topic`-0 that broker `id`'s own replica serves, in offset order.
+    static func readReplica(_ cluster: ClusterHarness, _ id: Int32, topic: String) async throws -> [String] {
+        let client = cluster.client(id)
+        var config = ConsumerConfig()
+        config.fetchFromConnectedBroker = true
+        config.fetchMaxWaitMs = 0
+        let consumer = Consumer(client: client, config: config)
+        try await consumer.assign([TopicPartitionKey(topic: topic, partition: 0): .earliest])
+        var values: [String] = []
+        _ = try await pollUntil(timeoutMs: 10_000) {
+            values += try await consumer.poll().map { String(decoding: $0.value ?? [], as: UTF8.self) }
+            return await consumer.reachedEnd
+        }
+        await consumer.close()
+        await client.close()
+        return values
     }
 
     @Test("a follower behind the leader's retention installs the leader's log start and then holds the same records")
@@ -97,6 +115,49 @@ struct ClusterRetentionTests {
         #expect(reset, "\(((try? logs()) ?? []).map(\.config.retentionBytes))")
         await #expect(throws: SluiceClientError.self) { try await client.alterTopic("ret", configs: ["retention.bytes": "lots"]) }
         await client.close()
+        await cluster.shutdown()
+    }
+
+    @Test("compaction on replicas keeps every batch (empty ones too), so a follower still catches up from a compacted leader")
+    func compactionKeepsBatches() async throws {
+        let cluster = ClusterHarness()
+        for id: Int32 in 1...3 { try await cluster.start(id) }
+        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
+        let admin = cluster.client(controller)
+        try await admin.createTopic("cmp", partitions: 1, replicationFactor: 3,
+                                    configs: ["cleanup.policy": "compact", "segment.bytes": "1024"])
+        await admin.close()
+        let leader = try #require(try await cluster.settledLeader("cmp", 0))
+        let behind = try #require((1...3).first { $0 != leader })
+        // Every batch holds one record with the same key: compaction keeps only the newest value.
+        for k in 0..<30 { try #require(try await Self.produce(cluster, "a\(k)", via: leader, topic: "cmp").error == .none) }
+        await cluster.stop(behind)
+        for k in 0..<10 { try #require(try await Self.produce(cluster, "b\(k)", via: leader, topic: "cmp").error == .none) }
+        let leaderBroker = try #require(cluster.brokers[leader])
+        let leaderPartition = try leaderBroker.registry.partition("cmp", 0)
+        let batchesBefore = try #require(leaderPartition.replica?.status.lastIndex)
+        let endBefore = leaderPartition.log.logEndOffset
+        leaderBroker.runMaintenance()
+        let values = try await Self.readReplica(cluster, leader, topic: "cmp")
+        #expect(values.count < 40 && values.last?.hasPrefix("b9") == true, "\(values.count) values after compaction: \(values)\n\(cluster.describeReplicas("cmp", 0))")
+        #expect(leaderPartition.replica?.status.lastIndex == batchesBefore && leaderPartition.log.logEndOffset == endBefore,
+                "compaction changed the batch count or the log end")
+        // Raft index i is the i-th batch in the file: compaction must leave every batch in place.
+        var batchesInLog: UInt64 = 0
+        try leaderPartition.log.forEachBatchHeader(from: 0) { _ in batchesInLog += 1 }
+        #expect(batchesInLog == batchesBefore, "\(batchesInLog) batches in the log for \(batchesBefore) Raft entries")
+
+        try await cluster.start(behind)
+        try #require(try await Self.produce(cluster, "c", via: leader, topic: "cmp").error == .none)
+        let caughtUp = try await cluster.eventually {
+            guard let follower = try cluster.brokers[behind]?.registry.partition("cmp", 0),
+                  let status = follower.replica?.status, let leading = leaderPartition.replica?.status else { return false }
+            return status.lastIndex == leading.lastIndex && follower.log.logEndOffset == leaderPartition.log.logEndOffset
+                && follower.log.highWatermark == leaderPartition.log.highWatermark
+        }
+        #expect(caughtUp, "\(cluster.describeReplicas("cmp", 0))")
+        let fromFollower = try await Self.readReplica(cluster, behind, topic: "cmp")
+        #expect(fromFollower.last?.hasPrefix("c") == true && fromFollower.contains { $0.hasPrefix("b9") }, "\(fromFollower.suffix(3))")
         await cluster.shutdown()
     }
 }

@@ -127,6 +127,40 @@ struct CompactionTests {
         try reopened.close()
     }
 
+    @Test("compaction of a replicated log: every batch stays (empty ones too) and nothing above `through` makes a record go")
+    func replicatedCompaction() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        var rng = SeededRandom.fromEnvironment()
+        let clock = ManualClock()
+        let log = try openLog(dir.path, config: config(), clock: clock)
+        var model = KeyedModel()
+        try Self.randomTraffic(log, &model, rng: &rng, batches: 300, keys: 10, tombstones: false, timestamp: clock.nowMilliseconds())
+        // As a leader's commit would: a limit inside the log; records above it are not yet committed.
+        let limit = model.records[model.records.count * 2 / 3].offset
+        var headersBefore: [RecordBatchHeader] = []
+        try log.forEachBatchHeader(from: 0) { headersBefore.append($0) }
+        let result = try log.compact(keepingEmptyBatches: true, through: limit)
+        #expect(result.recordsRemoved > 0 && result.mapEndOffset <= limit, "seed \(rng.seed): \(result)")
+        var headersAfter: [RecordBatchHeader] = []
+        try log.forEachBatchHeader(from: 0) { headersAfter.append($0) }
+        #expect(headersAfter.map(\.baseOffset) == headersBefore.map(\.baseOffset), "seed \(rng.seed): the batches moved")
+        #expect(headersAfter.map(\.lastOffsetDelta) == headersBefore.map(\.lastOffsetDelta), "seed \(rng.seed)")
+        #expect(headersAfter.contains { $0.recordCount == 0 }, "seed \(rng.seed): no batch was emptied")
+        // What survives is what compacting only the records below the limit keeps.
+        var below = KeyedModel()
+        below.records = model.records.filter { $0.offset < result.mapEndOffset }
+        let kept = Set(below.mustKeep().map(\.offset))
+        let survivors = Set(try readAllRecords(log).map(\.offset))
+        let expected = Set(model.records.filter { $0.offset >= result.mapEndOffset || kept.contains($0.offset) }.map(\.offset))
+        #expect(survivors.isSuperset(of: expected), "seed \(rng.seed): lost \(expected.subtracting(survivors).sorted().prefix(5))")
+        // Some of them are superseded only above the limit: a full compaction would have removed them.
+        let fullyKept = Set(model.mustKeep().map(\.offset))
+        #expect(survivors.contains { $0 < result.mapEndOffset && !fullyKept.contains($0) }, "seed \(rng.seed): the limit changed nothing")
+        try expectCompactionInvariants(log, model, "seed \(rng.seed)")
+        try log.close()
+    }
+
     @Test("compaction: a control record's key never shadows a user key that has the same bytes")
     func controlKeysAreNotUserKeys() throws {
         let dir = TemporaryDirectory()

@@ -176,7 +176,8 @@ final class PartitionRaftStorage: RaftStorage {
         }
         for entry in fresh {
             guard entry.term <= UInt64(Int32.max) else { throw ReplicationError.termTooLarge(entry.term) }
-            let info = try log.appendWithoutWaiting(RecordBatch(unchecked: entry.payload), leaderEpoch: Int32(entry.term))
+            // A leader serves its batches as they are now: compaction may have emptied some.
+            let info = try log.appendWithoutWaiting(RecordBatch(unchecked: entry.payload), leaderEpoch: Int32(entry.term), allowsCompacted: true)
             precondition(info.firstOffset == endOffset, "the log moved under its Raft storage: \(info.firstOffset) != \(endOffset)")
             record(baseOffset: info.firstOffset, term: entry.term)
             endOffset = info.lastOffset + 1
