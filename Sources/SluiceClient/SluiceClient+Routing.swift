@@ -79,6 +79,7 @@ extension SluiceClient {
 
     /// A connection to broker `node` (its address from metadata), shared by everything sent there.
     public func connection(toNode node: Int32) async throws -> BrokerConnection {
+        try checkOpen()
         if let open = routingLock.withLock({ nodeConnections[node] }), open.isActive { return open }
         var address = routingLock.withLock { routing.addresses[node] }
         if address == nil {

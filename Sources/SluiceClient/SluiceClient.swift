@@ -64,6 +64,9 @@ public final class SluiceClient: @unchecked Sendable {
     private let lock = NIOLock()
     private var connections: [ConnectionPurpose: BrokerConnection] = [:]
     private var connecting: [ConnectionPurpose: Task<BrokerConnection, any Error>] = [:]
+    /// Set by `close`: background work still running (a producer's retries, its identity refresh)
+    /// then fails at once instead of using event loops that are shutting down.
+    private var closed = false
     /// Cluster routing: brokers, leaders, and one connection per broker (`SluiceClient+Routing.swift`).
     let routingLock = NIOLock()
     var routing = RoutingTable()
@@ -87,6 +90,7 @@ public final class SluiceClient: @unchecked Sendable {
     /// Closes the connections (and the event loop the client made for itself).
     public func close() async {
         let open = lock.withLock { () -> [BrokerConnection] in
+            closed = true
             defer { connections.removeAll() }
             return Array(connections.values)
         }
@@ -104,6 +108,7 @@ public final class SluiceClient: @unchecked Sendable {
     /// none. Callers that arrive while a connect is under way share it (one connection per purpose, so
     /// request order holds).
     public func connection(_ purpose: ConnectionPurpose = .general) async throws -> BrokerConnection {
+        try checkOpen()
         if let current = currentConnection(purpose) { return current }
         let attempt: Task<BrokerConnection, any Error> = lock.withLock {
             if let pending = connecting[purpose] { return pending }
@@ -112,6 +117,11 @@ public final class SluiceClient: @unchecked Sendable {
             return task
         }
         return try await attempt.value
+    }
+
+    /// Throws once `close` has begun.
+    func checkOpen() throws {
+        if lock.withLock({ closed }) { throw SluiceClientError(.connectionClosed, "the client is closed") }
     }
 
     private func connectToAnyBroker(_ purpose: ConnectionPurpose) async throws -> BrokerConnection {
