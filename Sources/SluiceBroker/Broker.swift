@@ -66,7 +66,7 @@ public final class Broker: @unchecked Sendable {
                                             group: eventLoopGroup, logger: logger)
             let box = WeakBroker()
             metadataReplica = MetadataReplica(directory: config.dataDirectory + "/meta/cluster", logger: logger,
-                                              onApplied: { command, state in box.broker?.applied(command, state: state) },
+                                              onApplied: { command, state in try box.broker?.applied(command, state: state) },
                                               onLeadershipChanged: { _ in box.broker?.groups.forgetMembers() })
             box.broker = self
         } else {
@@ -197,6 +197,8 @@ public final class Broker: @unchecked Sendable {
                 if let replica = partition.replica {
                     replica.enforceRetention()
                     do {
+                        // Segments below the Raft anchor (moved by an earlier pass) are no longer needed.
+                        try log.deleteSegments(before: replica.status.anchorOffset)
                         if log.config.cleanupPolicy.contains(.compact) {
                             _ = try log.compact(keepingEmptyBatches: true, through: replica.status.highWatermark)
                         }

@@ -14,10 +14,12 @@ extension SluiceClient {
         while true {
             // Alone (one broker known, or none learned yet) the connected broker is the coordinator.
             let node = routingLock.withLock { routing.addresses.count > 1 && routing.controller >= 0 ? routing.controller : nil }
+            // Every attempt within what is left of the request timeout, so the whole call stays within it.
+            let leftMs = max(1, Int64((deadline &- min(deadline, MonotonicClock.nowNanoseconds())) / 1_000_000))
             do {
-                guard let node else { return try await send(api, request, expecting: Response.self) }
+                guard let node else { return try await send(api, request, expecting: Response.self, timeoutMs: leftMs) }
                 let connection = try await connection(toNode: node)
-                return try await connection.send(api, request, expecting: Response.self, timeoutMs: requestTimeoutMs)
+                return try await connection.send(api, request, expecting: Response.self, timeoutMs: leftMs)
             } catch let error as SluiceClientError where Self.coordinatorMoved(error) && MonotonicClock.nowNanoseconds() < deadline {
                 let learned = (try? await refreshRouting(topics: []))?.controllerId ?? -1
                 // The first redirect goes at once; asking again while an election runs waits a little.
@@ -26,10 +28,10 @@ extension SluiceClient {
         }
     }
 
-    /// The coordinator is elsewhere now, or was lost with its broker.
+    /// The coordinator is elsewhere now, or was lost with its broker (or hangs: a paused process).
     private static func coordinatorMoved(_ error: SluiceClientError) -> Bool {
         switch error.kind {
-        case .broker(.notCoordinator), .broker(.brokerShuttingDown), .unreachable, .connectionClosed: true
+        case .broker(.notCoordinator), .broker(.brokerShuttingDown), .unreachable, .connectionClosed, .timeout: true
         default: false
         }
     }

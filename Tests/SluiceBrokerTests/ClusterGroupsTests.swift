@@ -106,7 +106,12 @@ struct ClusterGroupsTests {
         var again = member
         again.memberId = joined.memberId
         again.memberEpoch = joined.memberEpoch
-        await #expect(throws: SluiceClientError.self) { try await client.groupHeartbeat(again) }
+        do {
+            _ = try await client.groupHeartbeat(again)
+            Issue.record("the new controller accepted a member it never saw")
+        } catch let error as SluiceClientError {
+            #expect(error.code == .unknownMemberId, "\(error)")
+        }
         let rejoined = try await client.groupHeartbeat(member)
         #expect(rejoined.memberEpoch > 0)
         #expect(try await client.fetchOffsets(group: "grp") == [TopicPartitionKey(topic: "m", partition: 0): 3])

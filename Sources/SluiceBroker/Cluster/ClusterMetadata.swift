@@ -141,6 +141,8 @@ struct MetadataRejection: Error, Equatable, Sendable, CustomStringConvertible {
         case malformedCommand
         /// An offset commit names no partition, a negative offset, or too much metadata.
         case invalidCommit
+        /// Valid, but the broker could not do its part (a disk error storing offsets); not from `apply`.
+        case notStored
     }
 
     /// The class of the rejection.
@@ -165,6 +167,7 @@ struct MetadataRejection: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidConfig: .invalidConfig
         case .limitReached, .malformedCommand: .invalidRequest
         case .invalidCommit: .invalidCommitOffset
+        case .notStored: .storageError
         }
     }
 

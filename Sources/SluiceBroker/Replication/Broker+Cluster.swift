@@ -47,9 +47,14 @@ extension Broker {
     }
 
     /// Acts on a command the metadata group applied: opens the replicas this broker hosts of a new topic,
-    /// removes a deleted one. Runs on the metadata group's thread.
-    func applied(_ command: MetadataCommand, state: ClusterMetadata) {
+    /// removes a deleted one, stores committed offsets. Runs on the metadata group's thread. Throws only
+    /// when offsets could not be stored: they must not be skipped (the others are logged).
+    func applied(_ command: MetadataCommand, state: ClusterMetadata) throws {
         guard let manager = replicaManager else { return }
+        if case .commitOffsets(let group, let timeMs, let offsets) = command {
+            try groups.storeCommitted(group: group, offsets, timeMs: timeMs)
+            return
+        }
         do {
             switch command {
             case .createTopic(let name, let replicas, _, _):
@@ -63,9 +68,8 @@ extension Broker {
                     for partition in topic.partitions { if let replica = partition.replica { manager.removeGroup(replica.id) } }
                     try registry.delete(name: name, allowInternal: true)
                 }
-            case .commitOffsets(let group, let timeMs, let offsets):
-                try groups.storeCommitted(group: group, offsets, timeMs: timeMs)
-                return
+            case .commitOffsets:
+                return  // stored above
             case .alterTopicConfig(let name, _, _):
                 try reconfigureLocalTopic(name, state)
             case .createPartitions:
@@ -84,20 +88,28 @@ extension Broker {
         let entries = wanted.sorted { $0.key < $1.key }.map { ConfigEntry(key: $0.key, value: $0.value) }
             + current.keys.filter { wanted[$0] == nil }.sorted().map { ConfigEntry(key: $0, value: nil) }
         let (topic, logConfig) = try registry.alterSettings(name: name, configs: entries, validateOnly: false)
-        for partition in topic.partitions where partition.log.config != logConfig {
+        for partition in topic.partitions {
             guard let replica = partition.replica else {
-                try partition.reopen(config: logConfig, logger: logger)
+                if partition.log.config != logConfig { try partition.reopen(config: logConfig, logger: logger) }
                 continue
             }
-            let logger = self.logger
-            replica.reopenLog { committedEnd in
+            // Reopens queue up behind each other: each takes the settings current when it runs, so a quick
+            // A→B→A ends at A whatever the order the group gets to them.
+            let (registry, logger) = (self.registry, self.logger)
+            let queued = replica.reopenLog { committedEnd in
+                guard let latest = try? registry.topic(name)?.config.logConfig(defaults: registry.defaults),
+                      partition.log.config != latest else { return partition.log }
                 do {
-                    try partition.reopen(config: logConfig, logger: logger) { $0.setReplicatedHighWatermark(committedEnd) }
+                    try partition.reopen(config: latest, logger: logger) { $0.setReplicatedHighWatermark(committedEnd) }
                 } catch {
                     logger.error("cannot reopen the log with new settings; it keeps the old ones",
                                  metadata: ["partition": "\(partition.topic)-\(partition.index)", "error": "\(error)"])
                 }
                 return partition.log
+            }
+            if !queued {
+                logger.error("the log was not reopened with the topic's new settings (its Raft group is stopped or busy); they apply at the next start",
+                             metadata: ["partition": "\(partition.topic)-\(partition.index)"])
             }
         }
     }
@@ -247,8 +259,11 @@ extension Broker {
             guard let metadata = metadataReplica else { throw WireError(.brokerShuttingDown, "the metadata group is not running") }
             let checked = try groups.check(request)
             guard !checked.accepted.isEmpty else { return eventLoop.makeSucceededFuture(PartitionErrorsResponse(topics: checked.results)) }
+            // A partition named twice: the last one counts, as on a broker alone (the command lists each once).
+            var latest: [GroupTopicPartition: CommittedOffset] = [:]
+            for entry in checked.accepted { latest[GroupTopicPartition(topic: entry.topic, partition: entry.partition)] = entry }
             let command = MetadataCommand.commitOffsets(group: request.groupId, commitTimeMs: checked.timeMs,
-                                                        offsets: ClusterMetadata.sortedOffsets(checked.accepted))
+                                                        offsets: ClusterMetadata.sortedOffsets(Array(latest.values)))
             if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
             return metadata.propose(command, on: eventLoop).flatMapThrowing { outcome in
                 if case .rejected(let rejection) = outcome { throw WireError(rejection.errorCode, rejection.message) }

@@ -26,7 +26,8 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     let directory: String
     private let logger: Logger
     /// Acts on an applied command (the broker opening or removing partitions). Runs on the group's thread.
-    private let onApplied: @Sendable (MetadataCommand, ClusterMetadata) -> Void
+    /// Throws when the broker could not do its part (store committed offsets): applying stops there.
+    private let onApplied: @Sendable (MetadataCommand, ClusterMetadata) throws -> Void
     /// Told when this broker starts or stops leading the metadata group (it coordinates groups then).
     private let onLeadershipChanged: @Sendable (_ isLeader: Bool) -> Void
     private let lock = NIOLock()
@@ -40,7 +41,7 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
         set { lock.withLock { metadataGroup = newValue } }
     }
 
-    init(directory: String, logger: Logger, onApplied: @escaping @Sendable (MetadataCommand, ClusterMetadata) -> Void,
+    init(directory: String, logger: Logger, onApplied: @escaping @Sendable (MetadataCommand, ClusterMetadata) throws -> Void,
          onLeadershipChanged: @escaping @Sendable (_ isLeader: Bool) -> Void = { _ in }) {
         self.directory = directory
         self.logger = logger
@@ -72,12 +73,25 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     func raftGroup(_ group: RaftGroup, committedThrough index: UInt64, nextOffset: Int64, entries: [Entry]) {
         var changed = false
         for entry in entries where entry.index > lock.withLock({ current.appliedIndex }) {
-            let (command, outcome) = decodeAndApply(entry)
+            var (command, outcome) = decodeAndApply(entry)
+            if let command, outcome == .applied {
+                do {
+                    try onApplied(command, state)
+                } catch {
+                    // Saving the snapshot past this entry would skip it for good: stop applying here and stop
+                    // the group, as a failed persist does. A restart applies it again from the log.
+                    logger.error("cannot act on a committed metadata command; the metadata group stops on this broker",
+                                 metadata: ["index": "\(entry.index)", "command": "\(command)", "error": "\(error)"])
+                    outcome = .rejected(MetadataRejection(.notStored, "broker \(directory) could not store the change: \(error)"))
+                    lock.withLock { outcomes[entry.index] = outcome }
+                    group.stop()
+                    return
+                }
+            }
             lock.withLock {
                 outcomes[entry.index] = outcome
                 if outcomes.count > Self.outcomesMax, let oldest = outcomes.keys.min() { outcomes[oldest] = nil }
             }
-            if let command, outcome == .applied { onApplied(command, state) }
             changed = true
         }
         group.storage.log.setReplicatedHighWatermark(nextOffset)

@@ -65,8 +65,9 @@ final class PartitionRaftStorage: RaftStorage {
             try log.truncateFully(startingAt: anchor.offset)
         }
         try indexBatches()
-        // A log that lost its unsynced tail (flush policy interval or os) may end below the saved commit.
-        hardState.commit = min(hardState.commit, lastIndex)
+        // A log that lost its unsynced tail (flush policy interval or os) may end below the saved commit;
+        // everything up to the anchor was committed before retention moved it there.
+        hardState.commit = max(min(hardState.commit, lastIndex), anchor.index)
     }
 
     private func indexBatches() throws {
@@ -230,11 +231,12 @@ final class PartitionRaftStorage: RaftStorage {
     }
 
     /// Retention on a replicated log: moves the anchor up to the last batch wholly below the segment
-    /// boundary retention chose, never past `commit` (an uncommitted batch may still be replaced), then
-    /// deletes the segments below it. The anchor is durable before any file goes: a crash in between
-    /// leaves batches below the anchor, which the next open skips and the next retention deletes.
-    /// Returns the new log start, nil when nothing moved. A follower that needs what went is sent the
-    /// anchor as a snapshot (`applySnapshot`) and restarts its log there.
+    /// boundary retention chose, never past `commit` (an uncommitted batch may still be replaced). The
+    /// segments below the anchor are deleted later, off the Raft group's thread (`deleteSegments(before:)`
+    /// with the returned offset), since deleting waits for a running compaction: until then they are
+    /// batches below the anchor, which an open skips. Returns the new anchor offset, nil when nothing
+    /// moved. A follower that needs what went is sent the anchor as a snapshot (`applySnapshot`).
+    /// Precondition: the storage holds exactly the node's log (nothing unsaved), and `commit` is committed.
     @discardableResult
     func compactForRetention(commit: UInt64) throws -> Int64? {
         guard let cut = try log.retentionCut() else { return nil }
@@ -244,7 +246,14 @@ final class PartitionRaftStorage: RaftStorage {
         guard let k = index(ofBaseOffset: newStart) else { return nil }
         let newAnchorIndex = anchor.index + UInt64(k)
         guard let term = term(at: newAnchorIndex) else { return nil }
-        anchor = .init(index: newAnchorIndex, term: term, offset: newStart)
+        // On disk first: memory changes only once the new anchor (with a commit not below it) is durable.
+        let newAnchor = RaftStateFile.Anchor(index: newAnchorIndex, term: term, offset: newStart)
+        var newHardState = hardState
+        newHardState.commit = max(newHardState.commit, newAnchorIndex)
+        try FileSystem.writeAtomically(RaftStateFile.encode(.init(hardState: newHardState, anchor: newAnchor)),
+                                       to: directory + "/" + RaftStateFile.name, directory: directory)
+        anchor = newAnchor
+        hardState = newHardState
         baseOffsets.removeFirst(k)
         if baseOffsets.isEmpty {
             epochs = []
@@ -253,8 +262,6 @@ final class PartitionRaftStorage: RaftStorage {
             epochs.removeFirst(epochs.lastIndex { $0.index <= newAnchorIndex + 1 } ?? 0)
             epochs[0].index = newAnchorIndex + 1
         }
-        try writeState()
-        try log.deleteSegments(before: newStart)
         assert(baseOffsets.first.map { $0 == newStart } ?? (endOffset == newStart), "anchor \(newStart) is not a batch start")
         return newStart
     }

@@ -118,6 +118,8 @@ final class RaftGroup: @unchecked Sendable {
         var replicas: [NodeID: ReplicaProgress] = [:]
         /// Dropped corrupt entries and waits for a leader to copy them back before it votes again.
         var abstaining = false
+        /// Where the log's first batch Raft still needs starts: segments wholly below it may be deleted.
+        var anchorOffset: Int64 = 0
     }
 
     private enum Input {
@@ -165,6 +167,10 @@ final class RaftGroup: @unchecked Sendable {
 
     // Owned by the running loop.
     private var ticksLeading = 0
+    /// Work that needs the node and the storage to agree (nothing unsaved, no in-memory suffix replacing
+    /// one on disk): retention and log reopens wait here until the next drain has persisted everything.
+    private var retentionDue = false
+    private var reopensDue: [@Sendable (_ committedEnd: Int64) -> PartitionLog] = []
     private var pending: [Pending] = []
     /// Idempotent retries answered with an earlier copy's offsets: they wait until that copy is as
     /// safe as their `ack` asks (its copy may still be in flight, or be replaced by a new leader).
@@ -194,8 +200,11 @@ final class RaftGroup: @unchecked Sendable {
         self.schedule = schedule
         self.validatePayload = validatePayload
         self.logger = logger
-        published = Status(term: node.term, commitIndex: node.commitIndex,
-                           highWatermark: storage.endOffset(of: node.commitIndex), lastIndex: node.lastIndex)
+        // A group that applies its entries has applied none yet: the node hands them over again from the
+        // log's start, and its published commit follows what it was handed.
+        let commit = config.deliversCommittedEntries ? storage.firstIndex - 1 : node.commitIndex
+        published = Status(term: node.term, commitIndex: commit, highWatermark: storage.endOffset(of: commit), lastIndex: node.lastIndex)
+        published.anchorOffset = storage.anchor.offset
     }
 
     // MARK: Inputs (any thread)
@@ -214,7 +223,9 @@ final class RaftGroup: @unchecked Sendable {
     /// Reopen the log with new settings on the group's thread, where nothing appends meanwhile. `reopen`
     /// gets the committed end offset (the new log's replicated high watermark) and returns the log in
     /// place afterwards (the old settings' one again if the new ones could not be opened).
-    func reopenLog(_ reopen: @escaping @Sendable (_ committedEnd: Int64) -> PartitionLog) { enqueue(.reopenLog(reopen)) }
+    /// False when the group refused it (stopped, or its inbox full).
+    @discardableResult
+    func reopenLog(_ reopen: @escaping @Sendable (_ committedEnd: Int64) -> PartitionLog) -> Bool { enqueue(.reopenLog(reopen)) }
 
     /// Proposes an entry; `completion` runs on the group's thread when `ack` is reached or it fails.
     func propose(_ proposal: Proposal) {
@@ -285,6 +296,7 @@ final class RaftGroup: @unchecked Sendable {
                     try repair()
                     try drainReady()
                 }
+                runDeferredStorageWork()
             } catch {
                 // A failed persist (disk full, I/O error) must not be followed by sends: stop this group
                 // so no acknowledgement leaves for what is not on disk.
@@ -320,17 +332,32 @@ final class RaftGroup: @unchecked Sendable {
         case .transfer(let target):
             try? node.transferLeadership(to: target)
         case .reopenLog(let reopen):
-            storage.replaceLog(reopen(storage.endOffset(of: min(node.commitIndex, storage.lastIndex))))
+            reopensDue.append(reopen)
         case .retention:
-            do {
-                if let start = try storage.compactForRetention(commit: node.commitIndex) {
-                    logger.info("retention moved the log start", metadata: ["group": "\(id)", "logStartOffset": "\(start)"])
-                }
-            } catch {
-                logger.error("retention failed", metadata: ["group": "\(id)", "directory": "\(storage.directory)", "error": "\(error)"])
-            }
+            retentionDue = true
         case .propose(let proposal):
             admitAndPropose(proposal)
+        }
+    }
+
+    /// Retention and log reopens, once a drain has left nothing unsaved: the storage then holds exactly
+    /// the node's log, so every index up to the commit is a committed batch on disk. (Before the drain, a
+    /// new leader's append may have replaced an on-disk suffix in memory only, and the commit may cover
+    /// entries not yet written.)
+    private func runDeferredStorageWork() {
+        guard (retentionDue || !reopensDue.isEmpty), !node.hasReady, node.lastIndex == storage.lastIndex else { return }
+        let commit = min(node.commitIndex, storage.lastIndex)
+        for reopen in reopensDue { storage.replaceLog(reopen(storage.endOffset(of: commit))) }
+        reopensDue = []
+        guard retentionDue else { return }
+        retentionDue = false
+        do {
+            if let anchor = try storage.compactForRetention(commit: commit) {
+                lock.withLock { published.anchorOffset = anchor }
+                logger.info("retention moved the Raft anchor", metadata: ["group": "\(id)", "offset": "\(anchor)"])
+            }
+        } catch {
+            logger.error("retention failed", metadata: ["group": "\(id)", "directory": "\(storage.directory)", "error": "\(error)"])
         }
     }
 
@@ -441,7 +468,9 @@ final class RaftGroup: @unchecked Sendable {
             if !ready.messages.isEmpty { transport.send(ready.messages, group: id) }
             completePersisted()
             completeSettled()
-            let commit = node.commitIndex
+            // A group that applies its entries counts as committed only what it was handed: a storage may
+            // return a prefix, and a proposer or a reader of the applied state must not run ahead of it.
+            let commit = config.deliversCommittedEntries ? (ready.committedEntries.last?.index ?? published.commitIndex) : node.commitIndex
             if commit > published.commitIndex || !ready.committedEntries.isEmpty {
                 let nextOffset = storage.endOffset(of: min(commit, storage.lastIndex))
                 delegate?.raftGroup(self, committedThrough: commit, nextOffset: nextOffset, entries: ready.committedEntries)
@@ -465,6 +494,7 @@ final class RaftGroup: @unchecked Sendable {
             published.endOffset = storage.endOffset
             published.abstaining = node.abstaining
             published.replicas = replicas
+            published.anchorOffset = storage.anchor.offset
         }
     }
 
