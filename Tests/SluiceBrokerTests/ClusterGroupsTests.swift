@@ -37,11 +37,7 @@ struct ClusterGroupsTests {
     @Test("a commit sent to any broker reaches the controller, is stored on every broker, and outlives the controller")
     func offsetsSurviveTheController() async throws {
         let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
-        let admin = cluster.client(controller)
-        try await admin.createTopic("g", partitions: 2, replicationFactor: 3)
-        await admin.close()
+        let controller = try await cluster.startWithTopic("g", partitions: 2, replicationFactor: 3)
         let other = try #require((1...3).first { $0 != controller })
 
         // Asked directly, a broker that is not the controller refuses and names it.
@@ -87,11 +83,7 @@ struct ClusterGroupsTests {
     @Test("a group member rejoins at the new controller and keeps its committed position")
     func memberFollowsTheController() async throws {
         let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
-        let admin = cluster.client(controller)
-        try await admin.createTopic("m", partitions: 1, replicationFactor: 3)
-        await admin.close()
+        let controller = try await cluster.startWithTopic("m", partitions: 1, replicationFactor: 3)
         let other = try #require((1...3).first { $0 != controller })
         let client = cluster.client(other)
         let member = GroupHeartbeatRequest(groupId: "grp", memberId: "", memberEpoch: 0, sessionTimeoutMs: 30_000,

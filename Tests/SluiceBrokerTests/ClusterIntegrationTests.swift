@@ -59,6 +59,17 @@ final class ClusterHarness: @unchecked Sendable {
                      requestTimeoutMs: 10_000, eventLoopGroup: group)
     }
 
+    /// Starts every broker and creates `topic` through the controller; returns the controller.
+    func startWithTopic(_ topic: String, partitions: Int32 = 1, replicationFactor: Int16 = 3,
+                        configs: [String: String] = [:]) async throws -> Int32 {
+        for id in ports.keys.sorted() { try await start(id) }
+        let controller = try #require(try await controller(), "no metadata leader elected")
+        let admin = client(controller)
+        try await admin.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor, configs: configs)
+        await admin.close()
+        return controller
+    }
+
     /// Polls until `condition` holds (elections take a few hundred milliseconds); false after `timeoutMs`.
     func eventually(timeoutMs: Int = 10_000, _ condition: () async throws -> Bool) async throws -> Bool {
         try await pollUntil(timeoutMs: timeoutMs, condition)

@@ -46,11 +46,7 @@ struct ClusterMembershipTests {
     @Test("messages for another incarnation of a topic (deleted and created again) are not delivered")
     func otherIncarnationRefused() async throws {
         let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
-        let admin = cluster.client(controller)
-        try await admin.createTopic("inc", partitions: 1, replicationFactor: 3)
-        await admin.close()
+        _ = try await cluster.startWithTopic("inc", partitions: 1, replicationFactor: 3)
         let replica = try #require(try cluster.brokers[1]?.registry.partition("inc", 0).replica)
         let manager = try #require(cluster.brokers[1]?.replicaManager)
         #expect(replica.id.incarnation > 0)

@@ -42,12 +42,7 @@ struct ClusterRetentionTests {
     @Test("a follower behind the leader's retention installs the leader's log start and then holds the same records")
     func followerBehindRetention() async throws {
         let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
-        let admin = cluster.client(controller)
-        try await admin.createTopic("ret", partitions: 1, replicationFactor: 3,
-                                    configs: ["segment.bytes": "1024", "retention.bytes": "2048", "retention.ms": "-1"])
-        await admin.close()
+        _ = try await cluster.startWithTopic("ret", partitions: 1, replicationFactor: 3, configs: ["segment.bytes": "1024", "retention.bytes": "2048", "retention.ms": "-1"])
         let leader = try #require(try await cluster.settledLeader("ret", 0))
         let behind = try #require((1...3).first { $0 != leader })
         try #require(try await Self.produce(cluster, "a", via: leader).error == .none)
@@ -83,11 +78,7 @@ struct ClusterRetentionTests {
     @Test("a config change after creation reaches every replica, whose logs reopen and keep replicating")
     func alterAfterCreation() async throws {
         let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
-        let admin = cluster.client(controller)
-        try await admin.createTopic("ret", partitions: 1, replicationFactor: 3, configs: ["segment.bytes": "1024", "retention.ms": "-1"])
-        await admin.close()
+        let controller = try await cluster.startWithTopic("ret", partitions: 1, replicationFactor: 3, configs: ["segment.bytes": "1024", "retention.ms": "-1"])
         let leader = try #require(try await cluster.settledLeader("ret", 0))
         for k in 0..<30 { try #require(try await Self.produce(cluster, "a\(k)", via: leader).error == .none) }
         func logs() throws -> [PartitionLog] { try cluster.brokers.values.map { try $0.registry.partition("ret", 0).log } }
@@ -126,12 +117,7 @@ struct ClusterRetentionTests {
     @Test("compaction on replicas keeps every batch (empty ones too), so a follower still catches up from a compacted leader")
     func compactionKeepsBatches() async throws {
         let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
-        let admin = cluster.client(controller)
-        try await admin.createTopic("cmp", partitions: 1, replicationFactor: 3,
-                                    configs: ["cleanup.policy": "compact", "segment.bytes": "1024"])
-        await admin.close()
+        _ = try await cluster.startWithTopic("cmp", partitions: 1, replicationFactor: 3, configs: ["cleanup.policy": "compact", "segment.bytes": "1024"])
         let leader = try #require(try await cluster.settledLeader("cmp", 0))
         let behind = try #require((1...3).first { $0 != leader })
         // Every batch holds one record with the same key: compaction keeps only the newest value.

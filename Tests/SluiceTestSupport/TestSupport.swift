@@ -1,4 +1,5 @@
 import SluiceCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -165,9 +166,27 @@ public let architectureExampleQuery = """
     EMIT FINAL
     """
 
-/// A loopback port the kernel just handed out and released: free unless something takes it meanwhile.
-/// Cluster members need their ports before they start (each is in every member's configuration).
+/// Ports below Linux's ephemeral range (32768...60999 by default), handed out at most once per process.
+private let reservedPorts = Mutex<Set<Int>>([])
+/// Where `freeLoopbackPort` looks: below the ephemeral range, so that no outgoing connection of a test
+/// (a client, a broker's peer connection) can take a port between the check and the broker's bind.
+public let testPortRange = 20_000..<32_000
+
+/// A loopback port that was free a moment ago, below the ephemeral range and never handed out before in
+/// this process. Cluster members need their ports before they start (each is in every member's
+/// configuration), so the port cannot come from binding port 0 when the broker starts.
 public func freeLoopbackPort() -> Int {
+    var generator = SystemRandomNumberGenerator()
+    for _ in 0..<1_000 {
+        let port = Int.random(in: testPortRange, using: &generator)
+        guard reservedPorts.withLock({ $0.insert(port).inserted }) else { continue }
+        if loopbackPortBindable(port) { return port }
+    }
+    preconditionFailure("no free loopback port in \(testPortRange) after 1000 tries")
+}
+
+/// Whether 127.0.0.1:`port` can be bound now.
+private func loopbackPortBindable(_ port: Int) -> Bool {
     #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
@@ -178,12 +197,10 @@ public func freeLoopbackPort() -> Int {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    address.sin_port = UInt16(port).bigEndian
+    let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    return withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 }
     }
-    precondition(bound, "binding an ephemeral loopback port failed: \(errno)")
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 

@@ -148,75 +148,65 @@ extension Broker {
     }
 
     func createTopicsInCluster(_ request: CreateTopicsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {
-        let futures: [EventLoopFuture<TopicResult>] = request.topics.map { topic in
+        proposePerTopic(request.topics, name: \.name, validateOnly: request.validateOnly, api: .createTopics, eventLoop: eventLoop) { topic, metadata in
+            let brokers = replicaManager?.cluster.ids ?? []
+            let factor = topic.replicationFactor == -1 ? min(3, brokers.count) : Int(topic.replicationFactor)
+            let replicas: [[Int32]]
             do {
-                let metadata = try requireController()
-                let brokers = replicaManager?.cluster.ids ?? []
-                let factor = topic.replicationFactor == -1 ? min(3, brokers.count) : Int(topic.replicationFactor)
-                let replicas: [[Int32]]
-                do {
-                    replicas = try ClusterMetadata.place(partitions: Int(topic.partitions), replicationFactor: factor,
-                                                         brokers: brokers, existing: metadata.state)
-                } catch {
-                    throw WireError(factor < 1 || factor > brokers.count ? .invalidReplicationFactor : .invalidPartitions, "\(error)")
-                }
-                // Every setting travels with the command, defaults included: each broker fills unset keys
-                // from its own [topic-defaults], which need not match, and replicas must not differ (a
-                // different retention or cleanup policy would make their logs differ).
-                let chosen = try TopicConfig.validated([:], applying: topic.configs, defaults: registry.defaults)
-                var configs: [String: String] = [:]
-                for entry in chosen.effective(defaults: registry.defaults) { configs[entry.key] = entry.value }
-                let command = MetadataCommand.createTopic(name: topic.name, replicas: replicas, configs: configs, isInternal: false)
-                if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
-                if request.validateOnly { return eventLoop.makeSucceededFuture(TopicResult(name: topic.name)) }
-                return outcome(metadata.propose(command, on: eventLoop), name: topic.name, api: .createTopics)
+                replicas = try ClusterMetadata.place(partitions: Int(topic.partitions), replicationFactor: factor,
+                                                     brokers: brokers, existing: metadata.state)
             } catch {
-                return eventLoop.makeSucceededFuture(topicFailure(topic.name, error, api: .createTopics))
+                throw WireError(factor < 1 || factor > brokers.count ? .invalidReplicationFactor : .invalidPartitions, "\(error)")
             }
+            // Every setting travels with the command, defaults included: each broker fills unset keys
+            // from its own [topic-defaults], which need not match, and replicas must not differ (a
+            // different retention or cleanup policy would make their logs differ).
+            let chosen = try TopicConfig.validated([:], applying: topic.configs, defaults: registry.defaults)
+            var configs: [String: String] = [:]
+            for entry in chosen.effective(defaults: registry.defaults) { configs[entry.key] = entry.value }
+            return .createTopic(name: topic.name, replicas: replicas, configs: configs, isInternal: false)
         }
-        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).map { TopicResultsResponse(topics: $0) }
     }
 
     func deleteTopicsInCluster(_ request: DeleteTopicsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {
-        let futures: [EventLoopFuture<TopicResult>] = request.names.map { name in
-            do {
-                let metadata = try requireController()
-                if metadata.state.topics[name]?.isInternal == true {
-                    throw WireError(.invalidTopic, "'\(name)' is an internal topic and cannot be deleted")
-                }
-                let command = MetadataCommand.deleteTopic(name: name)
-                if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
-                return outcome(metadata.propose(command, on: eventLoop), name: name, api: .deleteTopics)
-            } catch {
-                return eventLoop.makeSucceededFuture(topicFailure(name, error, api: .deleteTopics))
+        proposePerTopic(request.names, name: { $0 }, validateOnly: false, api: .deleteTopics, eventLoop: eventLoop) { name, metadata in
+            if metadata.state.topics[name]?.isInternal == true {
+                throw WireError(.invalidTopic, "'\(name)' is an internal topic and cannot be deleted")
             }
+            return .deleteTopic(name: name)
         }
-        return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).map { TopicResultsResponse(topics: $0) }
     }
 
     /// A config change becomes a metadata command that every broker applies. A reset key (no value) is
     /// set to the controller's default rather than removed: replicas must not each fill it from their own
     /// `[topic-defaults]`, which need not match (the same reason a create carries every setting).
     func alterConfigsInCluster(_ request: AlterConfigsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {
-        let futures: [EventLoopFuture<TopicResult>] = request.topics.map { topic in
+        proposePerTopic(request.topics, name: \.name, validateOnly: request.validateOnly, api: .alterConfigs, eventLoop: eventLoop) { topic, metadata in
+            guard let assignment = metadata.state.topics[topic.name] else {
+                throw WireError(.unknownTopicOrPartition, "topic '\(topic.name)' does not exist")
+            }
+            if assignment.isInternal { throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; its settings are fixed") }
+            // The message a broker alone would give, against this broker's defaults.
+            _ = try TopicConfig.validated(assignment.configs, applying: topic.configs, defaults: registry.defaults)
+            var set: [String: String] = [:]
+            for entry in topic.configs { set[entry.key] = entry.value ?? registry.defaults.value(for: entry.key) }
+            return .alterTopicConfig(name: topic.name, set: set, remove: [])
+        }
+    }
+
+    /// Each topic of an admin request as a metadata command the controller checks and proposes; the answer
+    /// lists each topic's outcome once its command is applied (or checked only, with `validateOnly`).
+    private func proposePerTopic<Item>(_ items: [Item], name: (Item) -> String, validateOnly: Bool, api: ApiKey, eventLoop: any EventLoop,
+                                       command: (Item, MetadataReplica) throws -> MetadataCommand) -> EventLoopFuture<TopicResultsResponse> {
+        let futures: [EventLoopFuture<TopicResult>] = items.map { item in
             do {
                 let metadata = try requireController()
-                guard let assignment = metadata.state.topics[topic.name] else {
-                    throw WireError(.unknownTopicOrPartition, "topic '\(topic.name)' does not exist")
-                }
-                if assignment.isInternal { throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; its settings are fixed") }
-                // The message a broker alone would give, against this broker's defaults.
-                _ = try TopicConfig.validated(assignment.configs, applying: topic.configs, defaults: registry.defaults)
-                var set: [String: String] = [:]
-                for entry in topic.configs {
-                    set[entry.key] = entry.value ?? registry.defaults.value(for: entry.key)
-                }
-                let command = MetadataCommand.alterTopicConfig(name: topic.name, set: set, remove: [])
+                let command = try command(item, metadata)
                 if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
-                if request.validateOnly { return eventLoop.makeSucceededFuture(TopicResult(name: topic.name)) }
-                return outcome(metadata.propose(command, on: eventLoop), name: topic.name, api: .alterConfigs)
+                if validateOnly { return eventLoop.makeSucceededFuture(TopicResult(name: name(item))) }
+                return outcome(metadata.propose(command, on: eventLoop), name: name(item), api: api)
             } catch {
-                return eventLoop.makeSucceededFuture(topicFailure(topic.name, error, api: .alterConfigs))
+                return eventLoop.makeSucceededFuture(topicFailure(name(item), error, api: api))
             }
         }
         return EventLoopFuture.whenAllSucceed(futures, on: eventLoop).map { TopicResultsResponse(topics: $0) }
