@@ -241,35 +241,62 @@ public final class SluiceClient: @unchecked Sendable {
 
     /// Offsets per partition for a timestamp (`ListOffsetsRequest.latestTimestamp`, `earliestTimestamp`, or epoch ms).
     /// In a cluster each partition is asked at its leader, which knows its high watermark and log start.
+    /// While a leader moves (it answers `not_leader`, or its broker cannot be reached) the partition is
+    /// asked again where metadata then says, every `controllerRetryMs` within the request timeout.
     public func listOffsets(topic: String, partitions: [Int32], timestamp: Int64) async throws -> [Int32: Int64] {
         var result: [Int32: Int64] = [:]
         var remaining = partitions
         let deadline = MonotonicClock.nowNanoseconds() + UInt64(requestTimeoutMs) * 1_000_000
         while !remaining.isEmpty {
-            var byLeader: [ObjectIdentifier: (BrokerConnection, [Int32])] = [:]
-            for partition in remaining {
-                let connection = try await leaderConnection(for: TopicPartitionKey(topic: topic, partition: partition))
-                byLeader[ObjectIdentifier(connection), default: (connection, [])].1.append(partition)
-            }
             var retry: [Int32] = []
-            for (connection, asked) in byLeader.values {
+            var lastFailure: SluiceClientError?
+            for (connection, asked) in try await routeToLeaders(topic: topic, remaining, failed: &retry, lastFailure: &lastFailure) {
                 let request = ListOffsetsRequest(topics: [.init(name: topic, partitions: asked.map { .init(partition: $0, timestamp: timestamp) })])
-                let response = try await connection.send(.listOffsets, request, expecting: ListOffsetsResponse.self, timeoutMs: requestTimeoutMs)
+                let response: ListOffsetsResponse
+                do {
+                    response = try await connection.send(.listOffsets, request, expecting: ListOffsetsResponse.self, timeoutMs: requestTimeoutMs)
+                } catch let error as SluiceClientError where error.isRetriable {
+                    retry += asked
+                    lastFailure = error
+                    continue
+                }
                 for p in response.topics.first?.partitions ?? [] {
                     if let error = p.wireError {
-                        // Leadership moved since metadata was read: ask again where it went.
-                        guard error.code == .notLeader, MonotonicClock.nowNanoseconds() < deadline else { throw SluiceClientError(error) }
-                        forgetLeader(of: TopicPartitionKey(topic: topic, partition: p.partition))
+                        guard error.code == .notLeader else { throw SluiceClientError(error) }
                         retry.append(p.partition)
+                        lastFailure = SluiceClientError(error)
                         continue
                     }
                     result[p.partition] = p.offset
                 }
             }
+            for partition in retry { forgetLeader(of: TopicPartitionKey(topic: topic, partition: partition)) }
+            if let lastFailure, !retry.isEmpty, MonotonicClock.nowNanoseconds() >= deadline { throw lastFailure }
             if !retry.isEmpty { try await Task.sleep(nanoseconds: UInt64(Self.controllerRetryMs) * 1_000_000) }
             remaining = retry
         }
         return result
+    }
+
+    /// `partitions` of `topic` grouped by their leader's connection; those whose leader cannot be found
+    /// or reached now go to `failed`.
+    private func routeToLeaders(topic: String, _ partitions: [Int32], failed: inout [Int32],
+                                lastFailure: inout SluiceClientError?) async throws -> [(BrokerConnection, [Int32])] {
+        var routes: [(BrokerConnection, [Int32])] = []
+        for partition in partitions {
+            do {
+                let connection = try await leaderConnection(for: TopicPartitionKey(topic: topic, partition: partition))
+                if let index = routes.firstIndex(where: { $0.0 === connection }) {
+                    routes[index].1.append(partition)
+                } else {
+                    routes.append((connection, [partition]))
+                }
+            } catch let error as SluiceClientError where error.isRetriable {
+                failed.append(partition)
+                lastFailure = error
+            }
+        }
+        return routes
     }
 
     public func initProducerId(existing: Int64 = -1, epoch: Int16 = -1) async throws -> (Int64, Int16) {
