@@ -118,7 +118,6 @@ struct PartitionRaftStorageTests {
             let model = MemoryStorage()
             var real = try Self.openRetaining(directory.path)
             var term: UInt64 = 1
-            var moved = 0
             for step in 0..<60 {
                 let choice = rng.next(upperBound: UInt64(10))
                 if choice < 6 {
@@ -141,7 +140,6 @@ struct PartitionRaftStorageTests {
                     let commit = real.hardState.commit
                     let before = real.anchor
                     if let start = try real.compactForRetention(commit: commit) {
-                        moved += 1
                         #expect(real.anchor.offset == start && real.hardState.commit >= real.anchor.index, "seed \(seed), step \(step)")
                         // The segments go later, off the Raft thread; a crash (reopen) may come first, leaving
                         // batches below the anchor that the open must skip.
@@ -157,7 +155,17 @@ struct PartitionRaftStorageTests {
                 }
                 try Self.expectSame(model, real, seed: seed, step: step)
             }
-            #expect(moved > 0, "seed \(seed): retention never cut")
+            // Whatever the random steps did: a log well over retention.bytes, all committed, must be cut.
+            let tail = try (0..<12).map { k in
+                Entry(term: term, index: model.lastIndex + 1 + UInt64(k), payload: try Self.batch(&rng, records: 3))
+            }
+            model.append(tail)
+            try real.persist(tail)
+            try real.setHardState(HardState(term: term + 1, vote: nil, commit: real.lastIndex))
+            let start = try real.compactForRetention(commit: real.lastIndex)
+            #expect(start != nil, "seed \(seed): retention did not cut a log over its retention.bytes")
+            if let start { model.compact(upTo: real.anchor.index, data: RaftStateFile.snapshotData(offset: start)) }
+            try Self.expectSame(model, real, seed: seed, step: 60)
             try real.log.close()
         }
     }
