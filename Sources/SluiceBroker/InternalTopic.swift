@@ -29,17 +29,11 @@ enum InternalTopic {
             let result = try log.read(from: offset, maxBytes: 1 << 20)
             guard result.batchCount > 0 else { break }
             try result.bytes.withUnsafeBytes { raw in
-                var position = 0
-                while position < raw.count {
-                    let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
-                    // `read` returns only batches that passed their CRC check: the header is enough here.
-                    let header = try RecordBatch.validateHeader(batch, limits: log.config.limits)
-                    defer { position += header.totalSize }
+                try RecordBatch.forEachBatch(in: raw, limits: log.config.limits) { header, batch in
                     // A control batch (a leader's no-op entry) holds no key of this store: its key bytes
                     // must never be read as one, or they would overwrite or delete a real entry.
-                    guard !header.isControl else { continue }
-                    let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
-                    for record in try RecordBatch.records(in: bytes, limits: log.config.limits) where record.offset >= offset {
+                    guard !header.isControl else { return }
+                    for record in try RecordBatch.records(in: batch, limits: log.config.limits) where record.offset >= offset {
                         records += 1
                         try body(record.key, record.value)
                     }

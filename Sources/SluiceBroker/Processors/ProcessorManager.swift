@@ -255,16 +255,12 @@ final class ProcessorManager: @unchecked Sendable {
             let end = log.highWatermark
             let from = max(log.logStartOffset, end - Self.sampleRecordsPerPartition)
             guard from < end, let result = try? log.read(from: from, maxBytes: 1 << 20, maxOffset: end) else { continue }
-            result.bytes.withUnsafeBytes { raw in
-                var position = 0
-                while position < raw.count {
-                    let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
-                    guard let header = try? RecordBatch.validateHeader(batch, limits: log.config.limits), header.totalSize <= batch.count else { return }
-                    defer { position += header.totalSize }
+            // A sample: what cannot be read is simply not sampled.
+            try? result.bytes.withUnsafeBytes { raw in
+                try RecordBatch.forEachBatch(in: raw, limits: log.config.limits) { header, batch in
                     // Control batches are not user data: their values would add made-up columns.
-                    guard !header.isControl else { continue }
-                    let bytes = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
-                    for record in (try? RecordBatch.records(in: bytes, limits: log.config.limits)) ?? [] where record.offset >= from {
+                    guard !header.isControl else { return }
+                    for record in (try? RecordBatch.records(in: batch, limits: log.config.limits)) ?? [] where record.offset >= from {
                         if let value = record.value { columns.add(value: value) }
                     }
                 }

@@ -313,15 +313,10 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         let first = inputOffset
         let partition = self.partition
         try bytes.withUnsafeBytes { raw in
-            var position = 0
-            while position < raw.count {
-                let batch = UnsafeRawBufferPointer(rebasing: raw[position...])
-                let header = try RecordBatch.validateHeader(batch, limits: limits)
-                defer { position += header.totalSize }
+            try RecordBatch.forEachBatch(in: raw, limits: limits) { header, body in
                 // A control batch (a leader's no-op entry) is not input: neither its record nor its end
                 // reaches the logic, so the output is the same whether or not leadership changed.
-                guard !header.isControl else { continue }
-                let body = UnsafeRawBufferPointer(rebasing: batch[0..<header.totalSize])
+                guard !header.isControl else { return }
                 if header.codec == CompressionCodec.none {
                     try RecordBatch.visitRecords(section: UnsafeRawBufferPointer(rebasing: body[RecordBatchHeader.size...]),
                                                  header: header, limits: limits) { record in

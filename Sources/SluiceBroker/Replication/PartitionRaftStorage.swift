@@ -129,14 +129,16 @@ final class PartitionRaftStorage: RaftStorage {
                 break  // an I/O error: a shorter answer now, a new read on the next append
             }
             guard read.batchCount > 0 else { break }
-            var position = 0
-            for _ in 0..<read.batchCount {
-                let size = Int(read.bytes.getBigEndian(at: position + 8, as: Int32.self)) + RecordBatchHeader.logOverhead
-                guard let term = term(at: index) else { preconditionFailure("no term at \(index) inside the log") }
-                result.append(Entry(term: term, index: index, payload: Array(read.bytes[position..<(position + size)])))
-                position += size
-                index += 1
+            let before = result.count
+            // Whole, CRC-checked batches: a header that does not parse cannot come back from `read`.
+            try? read.bytes.withUnsafeBytes { raw in
+                try RecordBatch.forEachBatch(in: raw, limits: log.config.limits) { _, batch in
+                    guard let term = term(at: index) else { preconditionFailure("no term at \(index) inside the log") }
+                    result.append(Entry(term: term, index: index, payload: Array(batch)))
+                    index += 1
+                }
             }
+            guard result.count - before == read.batchCount else { break }
             bytesLeft -= read.bytes.count
         }
         return result
