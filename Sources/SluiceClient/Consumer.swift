@@ -265,7 +265,14 @@ public actor Consumer {
     private func route(_ keys: [TopicPartitionKey], into outcome: inout FetchOutcome) async throws
         -> [(connection: BrokerConnection, keys: [TopicPartitionKey])] {
         var routes: [(connection: BrokerConnection, keys: [TopicPartitionKey])] = []
+        let now = Self.nowMs()
         for key in keys {
+            // A partition whose leader could not be found a moment ago waits (an election takes a few
+            // hundred milliseconds): asking metadata and its replicas at every poll would only add load.
+            if let at = leaderRetryAtMs[key], now < at {
+                outcome.lastFailure = outcome.lastFailure ?? lastRoutingFailure
+                continue
+            }
             do {
                 let connection = config.fetchFromConnectedBroker
                     ? try await client.connection(.fetch)
@@ -275,13 +282,25 @@ public actor Consumer {
                 } else {
                     routes.append((connection, [key]))
                 }
+                leaderRetryAtMs[key] = nil
             } catch let error as SluiceClientError where error.isRetriable {
                 outcome.rerouted.append(key)
                 outcome.lastFailure = error
+                lastRoutingFailure = error
+                if leaderRetryAtMs.count < Self.leaderRetriesMax { leaderRetryAtMs[key] = now + Self.leaderRetryMs }
             }
         }
         return routes
     }
+
+    /// Pause before a partition whose leader could not be found or reached is looked up again.
+    static let leaderRetryMs: Int64 = 200
+    /// Partitions remembered as waiting for a leader at most (beyond, they are simply looked up again).
+    static let leaderRetriesMax = 100_000
+    /// When each partition whose leader could not be found may be looked up again (epoch ms).
+    private var leaderRetryAtMs: [TopicPartitionKey: Int64] = [:]
+    /// Why the last lookup failed, reported if nothing answers for the request timeout.
+    private var lastRoutingFailure: SluiceClientError?
 
     /// The connection to fetch from `leader`'s broker over. Answers come back in request order and a
     /// fetch may be held for its max wait, so fetches never share a connection with produce or group
