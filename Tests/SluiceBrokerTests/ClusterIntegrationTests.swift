@@ -9,6 +9,12 @@ import Testing
 
 @testable import SluiceBroker
 
+/// Root of the suites that run whole clusters in this process. Serialised: each runs three brokers
+/// with 20 ms Raft ticks, and several side by side on a 2-core machine (beside the end-to-end tests'
+/// processes) starve their elections until assertions on a stable controller or leader time out.
+@Suite("in-process clusters", .serialized)
+enum InProcessClusters {}
+
 /// Three brokers of one cluster in this process, each with its own data directory, on fixed loopback
 /// ports (a cluster member's address is part of the configuration).
 final class ClusterHarness: @unchecked Sendable {
@@ -127,151 +133,153 @@ final class ClusterHarness: @unchecked Sendable {
     }
 }
 
-@Suite("cluster of three in-process brokers")
-struct ClusterIntegrationTests {
-    @Test("topic create -r 3 places a replica everywhere; acks=all produce commits; every replica holds the same bytes")
-    func replicatesAcrossBrokers() async throws {
-        let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller(), "no metadata leader elected")
-        let admin = cluster.client(controller)
-        try await admin.createTopic("t", partitions: 2, replicationFactor: 3)
-        for partition: Int32 in 0..<2 {
-            let leader = try #require(try await cluster.settledLeader("t", partition), "partition \(partition) has no leader")
-            let client = cluster.client(leader)
-            for round in 0..<5 {
-                let answer = try await ProduceFetchTests.produce(client, topic: "t", partition: partition,
-                                                                 try ProduceFetchTests.batch(["p\(partition)-\(round)"]))
+extension InProcessClusters {
+    @Suite("cluster of three in-process brokers")
+    struct ClusterIntegrationTests {
+        @Test("topic create -r 3 places a replica everywhere; acks=all produce commits; every replica holds the same bytes")
+        func replicatesAcrossBrokers() async throws {
+            let cluster = ClusterHarness()
+            for id: Int32 in 1...3 { try await cluster.start(id) }
+            let controller = try #require(try await cluster.controller(), "no metadata leader elected")
+            let admin = cluster.client(controller)
+            try await admin.createTopic("t", partitions: 2, replicationFactor: 3)
+            for partition: Int32 in 0..<2 {
+                let leader = try #require(try await cluster.settledLeader("t", partition), "partition \(partition) has no leader")
+                let client = cluster.client(leader)
+                for round in 0..<5 {
+                    let answer = try await ProduceFetchTests.produce(client, topic: "t", partition: partition,
+                                                                     try ProduceFetchTests.batch(["p\(partition)-\(round)"]))
+                    #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
+                }
+                let records = try await ProduceFetchTests.fetchAll(client, topic: "t", partition: partition)
+                #expect(records.map { String(decoding: $0.value ?? [], as: UTF8.self) } == (0..<5).map { "p\(partition)-\($0)" })
+                // A follower refuses the produce and names the leader.
+                let follower = try #require((1...3).first { $0 != leader })
+                let refused = try await ProduceFetchTests.produce(cluster.client(follower), topic: "t", partition: partition,
+                                                                  try ProduceFetchTests.batch(["nope"]))
+                #expect(refused.error == .notLeader, "\(refused.errorMessage ?? "")")
+                await client.close()
+            }
+            // Every replica converges on the same log, byte for byte, up to the high watermark.
+            for partition: Int32 in 0..<2 {
+                let converged = try await cluster.eventually {
+                    let logs = try cluster.brokers.values.map { try $0.registry.partition("t", partition).log }
+                    let ends = logs.map(\.highWatermark)
+                    guard Set(ends).count == 1, let end = ends.first, end > 0 else { return false }
+                    let bytes = try logs.map { try $0.read(from: 0, maxBytes: 1 << 20, maxOffset: end).bytes }
+                    return Set(bytes.map { $0 }).count == 1
+                }
+                #expect(converged, "\(cluster.describeReplicas("t", partition))")
+            }
+            await admin.close()
+            await cluster.shutdown()
+        }
+
+        @Test("the leader's broker stops: a new leader takes writes; two of three down refuses acks=all; the stopped ones catch up")
+        func failover() async throws {
+            let cluster = ClusterHarness()
+            for id: Int32 in 1...3 { try await cluster.start(id) }
+            let controller = try #require(try await cluster.controller())
+            let admin = cluster.client(controller)
+            try await admin.createTopic("f", partitions: 1, replicationFactor: 3)
+            await admin.close()
+            var expected: [String] = []
+            func produce(_ value: String, via id: Int32, timeoutMs: Int32 = 10_000) async throws -> ProduceResponse.Partition {
+                let client = cluster.client(id)
+                defer { Task { await client.close() } }
+                let request = ProduceRequest(acks: .all, timeoutMs: timeoutMs, topics: [.init(name: "f", partitions: [
+                    .init(partition: 0, records: try ProduceFetchTests.batch([value]))])])
+                let response = try await client.send(.produce, request, expecting: ProduceResponse.self)
+                return try #require(response.topics.first?.partitions.first)
+            }
+            let first = try #require(try await cluster.settledLeader("f", 0))
+            for k in 0..<3 {
+                #expect(try await produce("a\(k)", via: first).error == .none)
+                expected.append("a\(k)")
+            }
+            await cluster.stop(first)
+            let second = try #require(try await cluster.leader("f", 0), "no new leader after broker \(first) stopped")
+            #expect(second != first)
+            for k in 0..<3 {
+                let answer = try await produce("b\(k)", via: second)
                 #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
+                expected.append("b\(k)")
             }
-            let records = try await ProduceFetchTests.fetchAll(client, topic: "t", partition: partition)
-            #expect(records.map { String(decoding: $0.value ?? [], as: UTF8.self) } == (0..<5).map { "p\(partition)-\($0)" })
-            // A follower refuses the produce and names the leader.
-            let follower = try #require((1...3).first { $0 != leader })
-            let refused = try await ProduceFetchTests.produce(cluster.client(follower), topic: "t", partition: partition,
-                                                              try ProduceFetchTests.batch(["nope"]))
-            #expect(refused.error == .notLeader, "\(refused.errorMessage ?? "")")
-            await client.close()
-        }
-        // Every replica converges on the same log, byte for byte, up to the high watermark.
-        for partition: Int32 in 0..<2 {
+            // With a second broker down no majority is left: acks=all is refused within the timeout.
+            await cluster.stop(second)
+            let remaining = try #require((1...3).first { $0 != first && $0 != second })
+            let refused = try await produce("c", via: remaining, timeoutMs: 500)
+            #expect(refused.error == .notEnoughReplicas || refused.error == .notLeader, "\(refused.error): \(refused.errorMessage ?? "")")
+            // Both come back and catch up; the log holds exactly the acknowledged values, once each.
+            try await cluster.start(first)
+            try await cluster.start(second)
+            let leader = try #require(try await cluster.leader("f", 0))
+            let client = cluster.client(leader)
             let converged = try await cluster.eventually {
-                let logs = try cluster.brokers.values.map { try $0.registry.partition("t", partition).log }
-                let ends = logs.map(\.highWatermark)
-                guard Set(ends).count == 1, let end = ends.first, end > 0 else { return false }
+                let logs = try cluster.brokers.values.map { try $0.registry.partition("f", 0).log }
+                let ends = Set(logs.map(\.highWatermark))
+                guard ends.count == 1, let end = ends.first, end > 0 else { return false }
                 let bytes = try logs.map { try $0.read(from: 0, maxBytes: 1 << 20, maxOffset: end).bytes }
-                return Set(bytes.map { $0 }).count == 1
+                return Set(bytes).count == 1
             }
-            #expect(converged, "\(cluster.describeReplicas("t", partition))")
-        }
-        await admin.close()
-        await cluster.shutdown()
-    }
-
-    @Test("the leader's broker stops: a new leader takes writes; two of three down refuses acks=all; the stopped ones catch up")
-    func failover() async throws {
-        let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller())
-        let admin = cluster.client(controller)
-        try await admin.createTopic("f", partitions: 1, replicationFactor: 3)
-        await admin.close()
-        var expected: [String] = []
-        func produce(_ value: String, via id: Int32, timeoutMs: Int32 = 10_000) async throws -> ProduceResponse.Partition {
-            let client = cluster.client(id)
-            defer { Task { await client.close() } }
-            let request = ProduceRequest(acks: .all, timeoutMs: timeoutMs, topics: [.init(name: "f", partitions: [
-                .init(partition: 0, records: try ProduceFetchTests.batch([value]))])])
-            let response = try await client.send(.produce, request, expecting: ProduceResponse.self)
-            return try #require(response.topics.first?.partitions.first)
-        }
-        let first = try #require(try await cluster.settledLeader("f", 0))
-        for k in 0..<3 {
-            #expect(try await produce("a\(k)", via: first).error == .none)
-            expected.append("a\(k)")
-        }
-        await cluster.stop(first)
-        let second = try #require(try await cluster.leader("f", 0), "no new leader after broker \(first) stopped")
-        #expect(second != first)
-        for k in 0..<3 {
-            let answer = try await produce("b\(k)", via: second)
-            #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
-            expected.append("b\(k)")
-        }
-        // With a second broker down no majority is left: acks=all is refused within the timeout.
-        await cluster.stop(second)
-        let remaining = try #require((1...3).first { $0 != first && $0 != second })
-        let refused = try await produce("c", via: remaining, timeoutMs: 500)
-        #expect(refused.error == .notEnoughReplicas || refused.error == .notLeader, "\(refused.error): \(refused.errorMessage ?? "")")
-        // Both come back and catch up; the log holds exactly the acknowledged values, once each.
-        try await cluster.start(first)
-        try await cluster.start(second)
-        let leader = try #require(try await cluster.leader("f", 0))
-        let client = cluster.client(leader)
-        let converged = try await cluster.eventually {
-            let logs = try cluster.brokers.values.map { try $0.registry.partition("f", 0).log }
-            let ends = Set(logs.map(\.highWatermark))
-            guard ends.count == 1, let end = ends.first, end > 0 else { return false }
-            let bytes = try logs.map { try $0.read(from: 0, maxBytes: 1 << 20, maxOffset: end).bytes }
-            return Set(bytes).count == 1
-        }
-        #expect(converged, "\(cluster.describeReplicas("f", 0))")
-        let values = try await ProduceFetchTests.fetchAll(client, topic: "f").map { String(decoding: $0.value ?? [], as: UTF8.self) }
-        #expect(values.filter { $0 != "c" } == expected, "\(values)")
-        await client.close()
-        await cluster.shutdown()
-    }
-
-    @Test("producers that got their ids from different brokers never collide: both producers' first batches are stored")
-    func producerIdsAreClusterUnique() async throws {
-        let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller())
-        let admin = cluster.client(controller)
-        try await admin.createTopic("ids", partitions: 1, replicationFactor: 3)
-        await admin.close()
-        let leader = try #require(try await cluster.settledLeader("ids", 0))
-        var stored: [String] = []
-        var ids: Set<Int64> = []
-        for id: Int32 in 1...3 {
-            let client = cluster.client(id)
-            let (producerId, epoch) = try await client.initProducerId()
-            ids.insert(producerId)
+            #expect(converged, "\(cluster.describeReplicas("f", 0))")
+            let values = try await ProduceFetchTests.fetchAll(client, topic: "f").map { String(decoding: $0.value ?? [], as: UTF8.self) }
+            #expect(values.filter { $0 != "c" } == expected, "\(values)")
             await client.close()
-            let writer = cluster.client(leader)
-            let answer = try await ProduceFetchTests.produce(writer, topic: "ids",
-                try ProduceFetchTests.batch(["from-\(id)"], producerId: producerId, epoch: epoch, sequence: 0))
-            #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
-            stored = try await ProduceFetchTests.fetchAll(writer, topic: "ids").map { String(decoding: $0.value ?? [], as: UTF8.self) }
-            await writer.close()
+            await cluster.shutdown()
         }
-        #expect(ids.count == 3, "producer ids \(ids)")
-        #expect(stored == ["from-1", "from-2", "from-3"])
-        await cluster.shutdown()
-    }
 
-    @Test("leadership settles on each partition's preferred replica, so three brokers lead one of three partitions each")
-    func leadersSpreadEvenly() async throws {
-        let cluster = ClusterHarness()
-        for id: Int32 in 1...3 { try await cluster.start(id) }
-        let controller = try #require(try await cluster.controller())
-        let admin = cluster.client(controller)
-        try await admin.createTopic("spread", partitions: 3, replicationFactor: 3)
-        await admin.close()
-        let broker = try #require(cluster.brokers[controller])
-        let preferred = try (0..<3).map { p in
-            try #require(broker.metadataReplica?.state.topics["spread"]?.replicas[p].first)
-        }
-        #expect(Set(preferred).count == 3, "placement should prefer a different broker per partition: \(preferred)")
-        let settled = try await cluster.eventually {
-            var leaders: [Int32] = []
-            for p: Int32 in 0..<3 {
-                guard let leader = try await cluster.leader("spread", p) else { return false }
-                leaders.append(leader)
+        @Test("producers that got their ids from different brokers never collide: both producers' first batches are stored")
+        func producerIdsAreClusterUnique() async throws {
+            let cluster = ClusterHarness()
+            for id: Int32 in 1...3 { try await cluster.start(id) }
+            let controller = try #require(try await cluster.controller())
+            let admin = cluster.client(controller)
+            try await admin.createTopic("ids", partitions: 1, replicationFactor: 3)
+            await admin.close()
+            let leader = try #require(try await cluster.settledLeader("ids", 0))
+            var stored: [String] = []
+            var ids: Set<Int64> = []
+            for id: Int32 in 1...3 {
+                let client = cluster.client(id)
+                let (producerId, epoch) = try await client.initProducerId()
+                ids.insert(producerId)
+                await client.close()
+                let writer = cluster.client(leader)
+                let answer = try await ProduceFetchTests.produce(writer, topic: "ids",
+                    try ProduceFetchTests.batch(["from-\(id)"], producerId: producerId, epoch: epoch, sequence: 0))
+                #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
+                stored = try await ProduceFetchTests.fetchAll(writer, topic: "ids").map { String(decoding: $0.value ?? [], as: UTF8.self) }
+                await writer.close()
             }
-            return leaders == preferred
+            #expect(ids.count == 3, "producer ids \(ids)")
+            #expect(stored == ["from-1", "from-2", "from-3"])
+            await cluster.shutdown()
         }
-        #expect(settled, "leaders did not move to the preferred replicas \(preferred)")
-        await cluster.shutdown()
+
+        @Test("leadership settles on each partition's preferred replica, so three brokers lead one of three partitions each")
+        func leadersSpreadEvenly() async throws {
+            let cluster = ClusterHarness()
+            for id: Int32 in 1...3 { try await cluster.start(id) }
+            let controller = try #require(try await cluster.controller())
+            let admin = cluster.client(controller)
+            try await admin.createTopic("spread", partitions: 3, replicationFactor: 3)
+            await admin.close()
+            let broker = try #require(cluster.brokers[controller])
+            let preferred = try (0..<3).map { p in
+                try #require(broker.metadataReplica?.state.topics["spread"]?.replicas[p].first)
+            }
+            #expect(Set(preferred).count == 3, "placement should prefer a different broker per partition: \(preferred)")
+            let settled = try await cluster.eventually {
+                var leaders: [Int32] = []
+                for p: Int32 in 0..<3 {
+                    guard let leader = try await cluster.leader("spread", p) else { return false }
+                    leaders.append(leader)
+                }
+                return leaders == preferred
+            }
+            #expect(settled, "leaders did not move to the preferred replicas \(preferred)")
+            await cluster.shutdown()
+        }
     }
 }
