@@ -22,19 +22,6 @@ extension InProcessClusters {
             return stored
         }
 
-        /// The controller the running brokers agree on once it is not `old` (just stopped).
-        static func newController(_ cluster: ClusterHarness, replacing old: Int32) async throws -> Int32? {
-            var found: Int32?
-            _ = try await cluster.eventually {
-                let leaders = cluster.brokers.values.compactMap { $0.metadataReplica?.group?.status.leader }.map { Int32($0) }
-                guard leaders.count == cluster.brokers.count, let first = leaders.first, first != old,
-                      leaders.allSatisfy({ $0 == first }) else { return false }
-                found = first
-                return true
-            }
-            return found
-        }
-
         @Test("a commit sent to any broker reaches the controller, is stored on every broker, and outlives the controller")
         func offsetsSurviveTheController() async throws {
             let cluster = ClusterHarness()
@@ -80,7 +67,7 @@ extension InProcessClusters {
             }
 
             await cluster.stop(controller)
-            _ = try #require(try await Self.newController(cluster, replacing: controller), "no controller after broker \(controller) stopped")
+            _ = try #require(try await cluster.controller(replacing: controller), "no controller after broker \(controller) stopped")
             #expect(try await survivor.fetchOffsets(group: "grp") == offsets)
             try await survivor.commitOffsets(group: "grp", offsets: [TopicPartitionKey(topic: "g", partition: 0): 9])
             // The old controller comes back with what it stored (its local copy) and learns the newer commit.
@@ -106,7 +93,7 @@ extension InProcessClusters {
             try await client.commitOffsets(group: "grp", memberId: joined.memberId, memberEpoch: joined.memberEpoch,
                                            offsets: [TopicPartitionKey(topic: "m", partition: 0): 3])
             await cluster.stop(controller)
-            _ = try #require(try await Self.newController(cluster, replacing: controller), "no controller after broker \(controller) stopped")
+            _ = try #require(try await cluster.controller(replacing: controller), "no controller after broker \(controller) stopped")
             // The new controller does not know the member: it must join again, and finds the offset.
             var again = member
             again.memberId = joined.memberId

@@ -81,13 +81,15 @@ final class ClusterHarness: @unchecked Sendable {
         try await pollUntil(timeoutMs: timeoutMs, condition)
     }
 
-    /// The broker the metadata group elected, once every running broker agrees on it.
-    func controller() async throws -> Int32? {
+    /// The broker the metadata group elected, once every running broker agrees on it (and it is not
+    /// `replacing`, a controller just stopped).
+    func controller(replacing old: Int32? = nil) async throws -> Int32? {
         var found: Int32?
         _ = try await eventually {
-            let leaders = brokers.values.compactMap { $0.metadataReplica?.group?.status.leader }
-            guard leaders.count == brokers.count, let first = leaders.first, leaders.allSatisfy({ $0 == first }) else { return false }
-            found = Int32(first)
+            let leaders = brokers.values.compactMap { $0.metadataReplica?.group?.status.leader }.map { Int32($0) }
+            guard leaders.count == brokers.count, let first = leaders.first, first != old,
+                  leaders.allSatisfy({ $0 == first }) else { return false }
+            found = first
             return true
         }
         return found
