@@ -100,23 +100,53 @@ extension SluiceClient {
         return kept
     }
 
-    /// Sends an admin request to the controller: first wherever the client is connected; if that
-    /// broker answers `not_leader` for every entry, to the controller metadata names.
-    /// While no controller is elected (a cluster just started, or its controller just failed) this asks
-    /// again every `controllerRetryMs`, within the request timeout.
+    /// Sends an admin request (CreateTopics, DeleteTopics, AlterConfigs) to the controller; an answer in
+    /// which every topic says `not_leader` came from a broker that is not it.
     func sendToController<Request: WireMessage>(_ api: ApiKey, _ request: Request) async throws -> TopicResultsResponse {
-        var answer = try await send(api, request, expecting: TopicResultsResponse.self)
-        let deadline = MonotonicClock.nowNanoseconds() + UInt64(requestTimeoutMs) * 1_000_000
-        while !answer.topics.isEmpty, answer.topics.allSatisfy({ $0.error == .notLeader }), MonotonicClock.nowNanoseconds() < deadline {
-            let controller = try await refreshRouting(topics: []).controllerId
-            if controller >= 0 {
-                let connection = try await connection(toNode: controller)
-                answer = try await connection.send(api, request, expecting: TopicResultsResponse.self, timeoutMs: requestTimeoutMs)
-                if !answer.topics.allSatisfy({ $0.error == .notLeader }) { return answer }
-            }
-            try await Task.sleep(nanoseconds: UInt64(Self.controllerRetryMs) * 1_000_000)
+        try await sendToController(api, request, expecting: TopicResultsResponse.self) { answer in
+            !answer.topics.isEmpty && answer.topics.allSatisfy { $0.error == .notLeader }
         }
-        return answer
+    }
+
+    /// Sends a request only the controller (the metadata group's leader) serves: admin changes, and in a
+    /// cluster consumer-group requests. It goes where the last metadata said the controller is (alone, or
+    /// before any metadata, to the connected broker) and follows the controller when it moves: a broker
+    /// answers `not_coordinator` (or an answer `answerMoved` recognises), or the controller's own broker
+    /// stops answering. While none is elected (a cluster just started, or its controller just failed) it
+    /// asks again every `controllerRetryMs`, all within one request timeout. A broker reached without
+    /// knowing the controller fails at once if it cannot be reached: there is nowhere else to go.
+    func sendToController<Request: WireMessage, Response: WireMessage>(
+        _ api: ApiKey, _ request: Request, expecting: Response.Type, answerMoved: (Response) -> Bool = { _ in false }
+    ) async throws -> Response {
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(requestTimeoutMs) * 1_000_000
+        while true {
+            let node = routingLock.withLock { routing.addresses.count > 1 && routing.controller >= 0 ? routing.controller : nil }
+            let leftMs = max(1, Int64((deadline &- min(deadline, MonotonicClock.nowNanoseconds())) / 1_000_000))
+            do {
+                let answer: Response
+                if let node {
+                    answer = try await connection(toNode: node).send(api, request, expecting: Response.self, timeoutMs: leftMs)
+                } else {
+                    answer = try await send(api, request, expecting: Response.self, timeoutMs: leftMs)
+                }
+                guard answerMoved(answer), MonotonicClock.nowNanoseconds() < deadline else { return answer }
+            } catch let error as SluiceClientError where Self.controllerMoved(error, knownController: node != nil)
+                && MonotonicClock.nowNanoseconds() < deadline {
+            }
+            let learned = (try? await refreshRouting(topics: []))?.controllerId ?? -1
+            // The first redirect goes at once; asking again while an election runs waits a little.
+            if node != nil || learned < 0 { try await Task.sleep(nanoseconds: UInt64(Self.controllerRetryMs) * 1_000_000) }
+        }
+    }
+
+    /// The controller is elsewhere now, or was lost with its broker (or hangs: a paused process). Only a
+    /// controller the metadata named counts as lost when it does not answer.
+    private static func controllerMoved(_ error: SluiceClientError, knownController: Bool) -> Bool {
+        switch error.kind {
+        case .broker(.notCoordinator): true
+        case .broker(.brokerShuttingDown), .unreachable, .connectionClosed, .timeout: knownController
+        default: false
+        }
     }
 
     /// Pause between attempts to find the controller.

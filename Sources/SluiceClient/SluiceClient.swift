@@ -308,11 +308,11 @@ public final class SluiceClient: @unchecked Sendable {
     // MARK: Groups
 
     public func listGroups() async throws -> [ListGroupsResponse.Group] {
-        try await sendToCoordinator(.listGroups, ListGroupsRequest(), expecting: ListGroupsResponse.self).groups
+        try await sendToController(.listGroups, ListGroupsRequest(), expecting: ListGroupsResponse.self).groups
     }
 
     public func describeGroup(_ id: String) async throws -> DescribeGroupsResponse.Group {
-        let response = try await sendToCoordinator(.describeGroups, DescribeGroupsRequest(groupIds: [id]), expecting: DescribeGroupsResponse.self)
+        let response = try await sendToController(.describeGroups, DescribeGroupsRequest(groupIds: [id]), expecting: DescribeGroupsResponse.self)
         guard let group = response.groups.first else {
             throw SluiceClientError(.protocolViolation, "the broker's answer does not mention group '\(id)'")
         }
@@ -322,7 +322,7 @@ public final class SluiceClient: @unchecked Sendable {
 
     /// Committed offsets of a group (−1 where none); all of them when `topics` is nil.
     public func fetchOffsets(group: String, topics: [TopicPartitions]? = nil) async throws -> [TopicPartitionKey: Int64] {
-        let response = try await sendToCoordinator(.offsetFetch, OffsetFetchRequest(groupId: group, topics: topics), expecting: OffsetFetchResponse.self)
+        let response = try await sendToController(.offsetFetch, OffsetFetchRequest(groupId: group, topics: topics), expecting: OffsetFetchResponse.self)
         var result: [TopicPartitionKey: Int64] = [:]
         for topic in response.topics {
             for p in topic.partitions { result[TopicPartitionKey(topic: topic.name, partition: p.partition)] = p.offset }
@@ -338,7 +338,7 @@ public final class SluiceClient: @unchecked Sendable {
         for (key, offset) in offsets { byTopic[key.topic, default: []].append(.init(partition: key.partition, offset: offset)) }
         let request = OffsetCommitRequest(groupId: group, memberId: memberId, memberEpoch: memberEpoch,
                                           topics: byTopic.sorted { $0.key < $1.key }.map { .init(name: $0.key, partitions: $0.value.sorted { $0.partition < $1.partition }) })
-        let response = try await sendToCoordinator(.offsetCommit, request, expecting: PartitionErrorsResponse.self)
+        let response = try await sendToController(.offsetCommit, request, expecting: PartitionErrorsResponse.self)
         for topic in response.topics {
             for p in topic.partitions where p.error != .none {
                 throw SluiceClientError(WireError(p.error, "\(topic.name)[\(p.partition)]: \(p.errorMessage ?? "")"))

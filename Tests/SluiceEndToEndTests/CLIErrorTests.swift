@@ -45,6 +45,10 @@ extension EndToEnd {
                 let result = runCommand(Executables.sluice, arguments + unreachable, stdin: Array("x\n".utf8), timeout: .seconds(60))
                 expectSentence(result, mentions: ["127.0.0.1:1", "Is sluiced running"])
             }
+            // A group request waits for a moving controller only once metadata named one: a broker that
+            // cannot be reached at all fails at once, not after the (here ten-minute) request timeout.
+            let groups = runCommand(Executables.sluice, ["group", "list", "--request-timeout-ms", "600000"] + unreachable, timeout: .seconds(60))
+            expectSentence(groups, mentions: ["127.0.0.1:1", "Is sluiced running"])
 
             expectSentence(broker.sluice(["consume", "E", "-o", "banana"]), mentions: ["banana", "earliest"])
             expectSentence(broker.sluice(["produce", "E", "--acks", "maybe"], stdin: []), mentions: ["maybe", "all"])
