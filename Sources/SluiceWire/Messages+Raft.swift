@@ -254,24 +254,29 @@ public struct RaftMessagesRequest: WireMessage, Equatable {
     /// without messages are left out; a single message above `bytesMax` travels alone.
     public static func batched(fromNode: Int32, votersChecksum: UInt32, groups: [Group],
                                bytesMax: Int = RaftWireLimits.requestBytesMax) -> [RaftMessagesRequest] {
-        var requests: [RaftMessagesRequest] = []
-        var current = RaftMessagesRequest(fromNode: fromNode, votersChecksum: votersChecksum, groups: [])
-        var currentBytes = headBytes
-        for group in groups {
-            for chunk in group.chunks(bytesMax: bytesMax - headBytes) {
-                let bytes = chunk.wireBytes
-                let full = current.groups.count == RaftWireLimits.groupsPerRequestMax || currentBytes + bytes > bytesMax
-                if full, !current.groups.isEmpty {
-                    requests.append(current)
-                    current.groups = []
-                    currentBytes = headBytes
-                }
-                current.groups.append(chunk)
-                currentBytes += bytes
+        let chunks = groups.flatMap { $0.chunks(bytesMax: bytesMax - headBytes) }
+        return pack(chunks, countMax: RaftWireLimits.groupsPerRequestMax, bytesMax: bytesMax, baseBytes: headBytes, size: \.wireBytes)
+            .map { RaftMessagesRequest(fromNode: fromNode, votersChecksum: votersChecksum, groups: $0) }
+    }
+
+    /// Cuts `items` in order into runs of at most `countMax` items whose sizes add up, with `baseBytes`,
+    /// to at most `bytesMax`, except that an item alone above it forms a run of its own.
+    static func pack<Item>(_ items: [Item], countMax: Int, bytesMax: Int, baseBytes: Int, size: (Item) -> Int) -> [[Item]] {
+        var runs: [[Item]] = []
+        var run: [Item] = []
+        var bytes = baseBytes
+        for item in items {
+            let itemBytes = size(item)
+            if !run.isEmpty, run.count == countMax || bytes + itemBytes > bytesMax {
+                runs.append(run)
+                run = []
+                bytes = baseBytes
             }
+            run.append(item)
+            bytes += itemBytes
         }
-        if !current.groups.isEmpty { requests.append(current) }
-        return requests
+        if !run.isEmpty { runs.append(run) }
+        return runs
     }
 }
 
@@ -279,23 +284,10 @@ extension RaftMessagesRequest.Group {
     /// The group's messages cut into groups of at most `RaftWireLimits.messagesPerGroupMax` messages and
     /// (unless one message alone is larger) `bytesMax` bytes; none when there are no messages.
     func chunks(bytesMax: Int) -> [Self] {
-        var chunks: [Self] = []
-        var chunk = Self(topic: topic, partition: partition, incarnation: incarnation, messages: [])
-        let emptyBytes = chunk.wireBytes
-        var bytes = emptyBytes
-        for message in messages {
-            let size = message.wireBytes
-            let full = chunk.messages.count == RaftWireLimits.messagesPerGroupMax || bytes + size > bytesMax
-            if full, !chunk.messages.isEmpty {
-                chunks.append(chunk)
-                chunk.messages = []
-                bytes = emptyBytes
-            }
-            chunk.messages.append(message)
-            bytes += size
-        }
-        if !chunk.messages.isEmpty { chunks.append(chunk) }
-        return chunks
+        let emptyBytes = Self(topic: topic, partition: partition, incarnation: incarnation, messages: []).wireBytes
+        return RaftMessagesRequest.pack(messages, countMax: RaftWireLimits.messagesPerGroupMax, bytesMax: bytesMax,
+                                        baseBytes: emptyBytes, size: \.wireBytes)
+            .map { Self(topic: topic, partition: partition, incarnation: incarnation, messages: $0) }
     }
 }
 
