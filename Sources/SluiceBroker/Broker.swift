@@ -263,6 +263,9 @@ public final class Broker: @unchecked Sendable {
         return .buffer(buffer)
     }
 
+    /// The requests of consumer groups: in a cluster only the controller serves them (`requireCoordinator`).
+    private static let coordinatorAPIs: Set<ApiKey> = [.groupHeartbeat, .offsetCommit, .offsetFetch, .listGroups, .describeGroups]
+
     private func route(_ frame: RequestFrame, connection: ConnectionState, eventLoop: any EventLoop) -> EventLoopFuture<BrokerResponse> {
         let header = frame.header
         guard let api = header.apiKey else {
@@ -274,6 +277,7 @@ public final class Broker: @unchecked Sendable {
                 "\(api) version \(header.apiVersion) is not supported; this broker speaks \(api.supportedVersions.lowerBound)...\(api.supportedVersions.upperBound)"), header))
         }
         do {
+            if Self.coordinatorAPIs.contains(api) { try requireCoordinator() }
             switch api {
             case .apiVersions:
                 _ = try ApiVersionsRequest.decode(frame.body, version: header.apiVersion)
@@ -337,7 +341,6 @@ public final class Broker: @unchecked Sendable {
                 }
             case .groupHeartbeat:
                 let request = try GroupHeartbeatRequest.decode(frame.body, version: header.apiVersion)
-                if replicaManager != nil { try requireCoordinator() }
                 let answer = try groups.heartbeat(request, clientId: header.clientId ?? "", clientHost: connection.clientHost)
                 return eventLoop.makeSucceededFuture(response(answer, header))
             case .offsetCommit:
@@ -348,15 +351,12 @@ public final class Broker: @unchecked Sendable {
                 return onPool(eventLoop) { [self] in response(try groups.commit(request), header) }
             case .offsetFetch:
                 let request = try OffsetFetchRequest.decode(frame.body, version: header.apiVersion)
-                if replicaManager != nil { try requireCoordinator() }
                 return eventLoop.makeSucceededFuture(response(try groups.fetchOffsets(request), header))
             case .listGroups:
                 _ = try ListGroupsRequest.decode(frame.body, version: header.apiVersion)
-                if replicaManager != nil { try requireCoordinator() }
                 return eventLoop.makeSucceededFuture(response(groups.list(), header))
             case .describeGroups:
                 let request = try DescribeGroupsRequest.decode(frame.body, version: header.apiVersion)
-                if replicaManager != nil { try requireCoordinator() }
                 return eventLoop.makeSucceededFuture(response(groups.describe(request), header))
             case .createProcessor, .listProcessors, .describeProcessor, .alterProcessor:
                 return try routeProcessor(api, frame, eventLoop: eventLoop)

@@ -229,8 +229,10 @@ extension Broker {
     // MARK: Consumer groups in a cluster
 
     /// In a cluster the controller coordinates consumer groups, once it has committed an entry of its own
-    /// term: it has then applied every committed offset. Any other broker answers `not_coordinator`.
+    /// term: it has then applied every committed offset. Any other broker answers `not_coordinator`. A
+    /// broker running alone coordinates its own.
     func requireCoordinator() throws {
+        guard replicaManager != nil else { return }
         guard let group = metadataReplica?.group else { throw WireError(.brokerShuttingDown, "the metadata group is not running") }
         guard !group.leadsCaughtUp else { return }
         let status = group.status
@@ -245,7 +247,7 @@ extension Broker {
     /// An offset commit becomes a metadata command, answered once every broker can apply it (committed).
     func commitOffsetsInCluster(_ request: OffsetCommitRequest, eventLoop: any EventLoop) -> EventLoopFuture<PartitionErrorsResponse> {
         do {
-            try requireCoordinator()
+            // `route` checked that this broker coordinates groups.
             guard let metadata = metadataReplica else { throw WireError(.brokerShuttingDown, "the metadata group is not running") }
             let checked = try groups.check(request)
             guard !checked.accepted.isEmpty else { return eventLoop.makeSucceededFuture(PartitionErrorsResponse(topics: checked.results)) }
