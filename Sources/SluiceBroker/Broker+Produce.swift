@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import SluiceCompression
 import SluiceCore
@@ -129,27 +128,21 @@ extension Broker {
         guard status.isLeader else { throw notLeaderError(partition, leader: status.leader) }
         let batches = try checkedBatches(records, for: partition)
         let futures = batches.map { batch, header in
+            // Whichever comes second, the timeout or the group's answer, finds the promise completed:
+            // a promise takes its first result and ignores later ones.
             let promise = eventLoop.makePromise(of: ProposalResult.self)
-            let once = NIOLockedValueBox(false)
-            let complete: @Sendable (Result<ProposalResult, any Error>) -> Void = { result in
-                let first = once.withLockedValue { done in
-                    defer { done = true }
-                    return !done
-                }
-                if first { promise.completeWith(result) }
-            }
             // Without a majority the entry cannot commit: answer within the request's timeout instead of
             // holding the producer. The entry may still commit later; an idempotent retry is safe.
             let timeout = eventLoop.scheduleTask(in: .milliseconds(Int64(max(1, timeoutMs)))) {
-                complete(.failure(WireError(.notEnoughReplicas,
+                promise.fail(WireError(.notEnoughReplicas,
                     "\(partition.topic)-\(partition.index) was not acknowledged by a majority of its replicas within \(timeoutMs) ms; "
-                    + "check that most of its brokers are up, then retry")))
+                    + "check that most of its brokers are up, then retry"))
             }
             group.propose(.init(admit: { next in try partition.admit(batch, header: header, nextOffset: next) },
                                 ack: acks == .all ? .committed : .persisted,
                                 completion: { result in
                                     timeout.cancel()
-                                    complete(result)
+                                    promise.completeWith(result)
                                 }))
             return promise.futureResult
         }
