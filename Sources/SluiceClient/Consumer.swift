@@ -276,7 +276,7 @@ public actor Consumer {
             do {
                 let connection = config.fetchFromConnectedBroker
                     ? try await client.connection(.fetch)
-                    : try await fetchConnection(to: try await client.leaderConnection(for: key))
+                    : try await fetchConnection(toLeaderOf: key)
                 if let index = routes.firstIndex(where: { $0.connection === connection }) {
                     routes[index].keys.append(key)
                 } else {
@@ -302,15 +302,16 @@ public actor Consumer {
     /// Why the last lookup failed, reported if nothing answers for the request timeout.
     private var lastRoutingFailure: SluiceClientError?
 
-    /// The connection to fetch from `leader`'s broker over. Answers come back in request order and a
+    /// The connection to fetch from the broker leading `key` over. Answers come back in request order and a
     /// fetch may be held for its max wait, so fetches never share a connection with produce or group
     /// requests (see `ConnectionPurpose`): a broker alone is fetched from over the client's fetch
     /// connection, a cluster's brokers over connections of this consumer's own.
-    private func fetchConnection(to leader: BrokerConnection) async throws -> BrokerConnection {
-        if leader === client.currentConnection(.general) { return try await client.connection(.fetch) }
-        let address = BrokerAddress(host: leader.host, port: leader.port)
+    private func fetchConnection(toLeaderOf key: TopicPartitionKey) async throws -> BrokerConnection {
+        guard let leader = try await client.leader(of: key) else { return try await client.connection(.fetch) }
+        let address = try await client.address(ofNode: leader)
         if let open = fetchConnections[address], open.isActive { return open }
-        let fresh = try await BrokerConnection.connect(host: leader.host, port: leader.port, clientId: client.clientId, group: client.group)
+        try client.checkOpen()
+        let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: client.clientId, group: client.group)
         try await SluiceClient.handshake(fresh)
         // Another poll may have connected meanwhile (the actor is re-entered at each await): keep one.
         if let raced = fetchConnections[address], raced.isActive {

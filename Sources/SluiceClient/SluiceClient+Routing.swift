@@ -52,6 +52,14 @@ extension SluiceClient {
 
     /// A connection to the leader of `key`, learning it from metadata when unknown.
     public func leaderConnection(for key: TopicPartitionKey) async throws -> BrokerConnection {
+        guard let leader = try await leader(of: key) else { return try await connection(.general) }
+        return try await connection(toNode: leader)
+    }
+
+    /// The node leading `key`, learning it from metadata when unknown; nil when the client talks to a
+    /// broker running alone, which leads everything (it may advertise the address it binds, such as
+    /// 0.0.0.0: keep the connection that reached it).
+    func leader(of key: TopicPartitionKey) async throws -> Int32? {
         var leader = routingLock.withLock { routing.leaders[key] }
         if leader == nil || leader == -1 {
             try await refreshRouting(topics: [key.topic])
@@ -71,24 +79,24 @@ extension SluiceClient {
         guard let leader, leader >= 0 else {
             throw SluiceClientError(.broker(.notLeader), "\(key) has no leader right now (an election is under way); retry shortly")
         }
-        // A broker running alone may advertise the address it binds (0.0.0.0): keep the connection that
-        // reached it.
-        if routingLock.withLock({ routing.addresses.count }) == 1 { return try await connection(.general) }
-        return try await connection(toNode: leader)
+        return routingLock.withLock { routing.addresses.count == 1 } ? nil : leader
+    }
+
+    /// Broker `node`'s address from metadata, asking for metadata when it is not known yet.
+    func address(ofNode node: Int32) async throws -> BrokerAddress {
+        if let known = routingLock.withLock({ routing.addresses[node] }) { return known }
+        try await refreshRouting()
+        guard let address = routingLock.withLock({ routing.addresses[node] }) else {
+            throw SluiceClientError(.unreachable, "no address is known for broker \(node); is it in the cluster's member list?")
+        }
+        return address
     }
 
     /// A connection to broker `node` (its address from metadata), shared by everything sent there.
     public func connection(toNode node: Int32) async throws -> BrokerConnection {
         try checkOpen()
         if let open = routingLock.withLock({ nodeConnections[node] }), open.isActive { return open }
-        var address = routingLock.withLock { routing.addresses[node] }
-        if address == nil {
-            try await refreshRouting()
-            address = routingLock.withLock { routing.addresses[node] }
-        }
-        guard let address else {
-            throw SluiceClientError(.unreachable, "no address is known for broker \(node); is it in the cluster's member list?")
-        }
+        let address = try await address(ofNode: node)
         let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
         try await Self.handshake(fresh)
         let (kept, extra): (BrokerConnection, BrokerConnection?) = routingLock.withLock {
