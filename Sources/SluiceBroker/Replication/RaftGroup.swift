@@ -352,8 +352,8 @@ final class RaftGroup: @unchecked Sendable {
         guard retentionDue else { return }
         retentionDue = false
         do {
+            // The next drain publishes the new anchor (`Status.anchorOffset`) with the rest of the status.
             if let anchor = try storage.compactForRetention(commit: commit) {
-                lock.withLock { published.anchorOffset = anchor }
                 logger.info("retention moved the Raft anchor", metadata: ["group": "\(id)", "offset": "\(anchor)"])
             }
         } catch {
