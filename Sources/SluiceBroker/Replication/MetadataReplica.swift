@@ -88,9 +88,16 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
                     return
                 }
             }
-            lock.withLock {
-                outcomes[entry.index] = outcome
-                if outcomes.count > Self.outcomesMax, let oldest = outcomes.keys.min() { outcomes[oldest] = nil }
+            // Only a leader's proposers collect outcomes (a follower proposes nothing). Entries apply in index
+            // order, so when too many wait uncollected the older half goes at once: no scan per entry.
+            if group.status.isLeader {
+                lock.withLock {
+                    outcomes[entry.index] = outcome
+                    if outcomes.count > Self.outcomesMax {
+                        let keepFrom = entry.index - UInt64(Self.outcomesMax / 2)  // index > outcomesMax here
+                        outcomes = outcomes.filter { $0.key > keepFrom }
+                    }
+                }
             }
             changed = true
         }
