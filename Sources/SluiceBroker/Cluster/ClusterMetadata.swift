@@ -109,6 +109,12 @@ enum MetadataCommand: Equatable, Sendable {
     /// the offsets). The encoding sorts `offsets` by topic bytes, then partition, and refuses repeats.
     /// Changes no topic: applying it checks the partitions exist; the broker stores the offsets.
     case commitOffsets(group: String, commitTimeMs: Int64, offsets: [CommittedOffset])
+
+    /// An offset commit: it changes no topic, and applying it twice stores the same offsets again.
+    var isOffsetCommit: Bool {
+        if case .commitOffsets = self { return true }
+        return false
+    }
 }
 
 /// What applying a command did.

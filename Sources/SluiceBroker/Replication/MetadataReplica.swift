@@ -8,8 +8,11 @@ import SluiceWire
 
 /// This broker's copy of the cluster metadata, kept by the metadata Raft group: every committed
 /// command is applied in log order to `ClusterMetadata`, then handed to the broker to act on (open
-/// or remove partitions), then the state is saved to `cluster-metadata.snapshot`, so a restart
-/// neither repeats a command nor loses one (entries at or below the saved index are skipped).
+/// or remove partitions, store offsets), then the state is saved to `cluster-metadata.snapshot`;
+/// entries at or below the saved index are skipped at a restart. The state is saved after every change
+/// to the topics, and otherwise every `entriesPerSnapshotMax` entries: offset commits change no topic
+/// and storing one again is harmless, so a restart re-applies at most that many of them rather than
+/// every commit paying for a snapshot write on every broker.
 ///
 /// Each command travels as the value of the single record of one record batch (one command per Raft
 /// entry, as `ClusterMetadata.apply` requires).
@@ -19,6 +22,9 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     static let snapshotFile = "cluster-metadata.snapshot"
     /// Outcomes remembered for proposers that have not collected theirs yet.
     static let outcomesMax = 10_000
+    /// Most applied entries between two snapshot saves when no topic changes (bounds what a restart
+    /// applies again).
+    static let entriesPerSnapshotMax = 1_000
     /// How long a proposer waits for its command to be applied before it is told `request_timed_out`
     /// (the command may still be applied later: a majority of the brokers may be unreachable).
     static let proposalTimeoutMs: Int64 = 15_000
@@ -33,6 +39,8 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     private let lock = NIOLock()
     private var current: ClusterMetadata
     private var outcomes: [UInt64: MetadataOutcome] = [:]
+    /// Entries applied since the snapshot was last saved (the group's thread only).
+    private var entriesSinceSave = 0
     private var metadataGroup: RaftGroup?
 
     /// The metadata Raft group (set once during start).
@@ -71,7 +79,8 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     func raftGroup(_ group: RaftGroup, persisted entries: [(entry: Entry, firstOffset: Int64)], replacedSuffix: Bool, proposedHere: Bool) {}
 
     func raftGroup(_ group: RaftGroup, committedThrough index: UInt64, nextOffset: Int64, entries: [Entry]) {
-        var changed = false
+        var applied = 0
+        var topicsChanged = false
         for entry in entries where entry.index > lock.withLock({ current.appliedIndex }) {
             var (command, outcome) = decodeAndApply(entry)
             if let command, outcome == .applied {
@@ -99,12 +108,15 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
                     }
                 }
             }
-            changed = true
+            applied += 1
+            if let command, outcome == .applied, !command.isOffsetCommit { topicsChanged = true }
         }
         group.storage.log.setReplicatedHighWatermark(nextOffset)
-        guard changed else { return }
+        entriesSinceSave += applied
+        guard applied > 0, topicsChanged || entriesSinceSave >= Self.entriesPerSnapshotMax else { return }
         do {
             try FileSystem.writeAtomically(state.encodeSnapshot(), to: directory + "/" + Self.snapshotFile, directory: directory)
+            entriesSinceSave = 0
         } catch {
             // The log still holds every command: a restart re-applies what the snapshot missed.
             logger.error("cannot save the cluster metadata snapshot", metadata: ["directory": "\(directory)", "error": "\(error)"])
