@@ -85,13 +85,21 @@ public final class Broker: @unchecked Sendable {
         try await ioPool.runIfActive { [self] in
             try FileSystem.createDirectory(config.dataDirectory)
             dataLock = try DataDirectoryLock(directory: config.dataDirectory)
-            try registry.load()
-            try groups.load(offsetsPartitions: config.offsetsTopicPartitions)
-            // Before the server listens, so no processor request finds the registry unread. Not in a
-            // cluster: a task's output would bypass the sink partitions' Raft groups.
-            if replicaManager == nil { try processors.load() }
-            if let replicaManager, let metadataReplica {
-                try startReplication(replicaManager, metadata: metadataReplica, on: eventLoopGroup.next())
+            do {
+                try registry.load()
+                try groups.load(offsetsPartitions: config.offsetsTopicPartitions)
+                // Before the server listens, so no processor request finds the registry unread. Not in a
+                // cluster: a task's output would bypass the sink partitions' Raft groups.
+                if replicaManager == nil { try processors.load() }
+                if let replicaManager, let metadataReplica {
+                    try startReplication(replicaManager, metadata: metadataReplica, on: eventLoopGroup.next())
+                }
+            } catch {
+                // A refused start (a corrupt file, other cluster members) leaves the directory closed and
+                // unlocked at once, not whenever this object is freed: it can be opened again right away.
+                registry.closeAll()
+                dataLock?.release()
+                throw error
             }
         }
         let bootstrap = ServerBootstrap(group: eventLoopGroup)
