@@ -55,13 +55,16 @@ extension Broker {
 
     /// Phase one, run for one connection's produce requests strictly in arrival order: validate and
     /// write every batch (so an idempotent producer's pipelined batches are checked in sequence order).
-    func writeProduce(_ request: ProduceRequest, eventLoop: any EventLoop) -> WrittenProduce {
+    /// Partitions of internal topics are refused unless `allowInternal` (BrokerProduce: a broker's own
+    /// writes, such as processor checkpoints).
+    func writeProduce(_ request: ProduceRequest, allowInternal: Bool, eventLoop: any EventLoop) -> WrittenProduce {
+        let api: ApiKey = allowInternal ? .brokerProduce : .produce
         var items: [WrittenProduce.Item] = []
         for topic in request.topics {
             for requested in topic.partitions {
                 do {
                     let partition = try registry.partition(topic.name, requested.partition)
-                    if registry.topic(topic.name)?.isInternal == true {
+                    if !allowInternal, registry.topic(topic.name)?.isInternal == true {
                         throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; clients cannot produce to it")
                     }
                     if replicaManager != nil, partition.replica == nil {
@@ -80,11 +83,30 @@ extension Broker {
                                        firstOffset: first, lastOffset: last))
                 } catch {
                     items.append(.init(topic: topic.name, partition: requested.partition, target: nil, log: nil, firstOffset: -1, lastOffset: -1,
-                                       error: wireError(for: error, api: .produce)))
+                                       error: wireError(for: error, api: api)))
                 }
             }
         }
         return WrittenProduce(items: items)
+    }
+
+    /// Phase two on the event loop: waits for the replicated partitions' acknowledgements, then builds
+    /// the answer, on the I/O pool when a partition must wait for an fsync (`flush.policy=always`) and
+    /// here otherwise (saving a thread hand-off per request).
+    func answerProduce(_ written: WrittenProduce, api: ApiKey, eventLoop: any EventLoop) -> EventLoopFuture<ProduceResponse> {
+        written.settlingReplicated(on: eventLoop) { [self] error in wireError(for: error, api: api) }.flatMap { [self] written in
+            guard written.waitsForFsync else { return eventLoop.makeSucceededFuture(finishProduce(written)) }
+            return ioPool.runIfActive(eventLoop: eventLoop) { [self] in finishProduce(written) }
+        }
+    }
+
+    /// Produce as a broker's own write (processor output and checkpoints): internal topics allowed; the future gives the response once acks are met.
+    ///
+    /// Requests are written as they come, without the per-connection order the Produce route keeps: a
+    /// broker task sends its next request only after this one's answer.
+    func produceInternally(_ request: ProduceRequest, eventLoop: any EventLoop) -> EventLoopFuture<ProduceResponse> {
+        ioPool.runIfActive(eventLoop: eventLoop) { [self] in writeProduce(request, allowInternal: true, eventLoop: eventLoop) }
+            .flatMap { [self] written in answerProduce(written, api: .brokerProduce, eventLoop: eventLoop) }
     }
 
     /// Phase two, concurrent with later requests: wait until the writes are durable (sharing fsyncs)

@@ -298,22 +298,19 @@ public final class Broker: @unchecked Sendable {
                 let request = try ProduceRequest.decode(frame.body, version: header.apiVersion)
                 // Writes happen in arrival order per connection; durability waits overlap.
                 let previous = connection.produceTail ?? eventLoop.makeSucceededVoidFuture()
-                let written = previous.flatMap { [self] in ioPool.runIfActive(eventLoop: eventLoop) { [self] in writeProduce(request, eventLoop: eventLoop) } }
-                connection.produceTail = written.map { _ in () }.recover { _ in () }
-                return written.flatMap { [self] written in
-                    written.settlingReplicated(on: eventLoop) { [self] error in wireError(for: error, api: .produce) }
-                }.flatMap { [self] written in
-                    // Only flush.policy=always waits for an fsync; otherwise the answer is built here,
-                    // saving a thread hand-off per request.
-                    guard written.waitsForFsync else {
-                        let answer = finishProduce(written)
-                        return eventLoop.makeSucceededFuture(request.acks == .none ? .none : response(answer, header))
-                    }
-                    return onPool(eventLoop) { [self] in
-                        let answer = finishProduce(written)
-                        return request.acks == .none ? .none : response(answer, header)
-                    }
+                let written = previous.flatMap { [self] in
+                    ioPool.runIfActive(eventLoop: eventLoop) { [self] in writeProduce(request, allowInternal: false, eventLoop: eventLoop) }
                 }
+                connection.produceTail = written.map { _ in () }.recover { _ in () }
+                return written.flatMap { [self] written in answerProduce(written, api: .produce, eventLoop: eventLoop) }
+                    .map { [self] answer in request.acks == .none ? .none : response(answer, header) }
+            case .brokerProduce:
+                let request = try ProduceRequest.decode(frame.body, version: header.apiVersion)
+                return produceInternally(request, eventLoop: eventLoop)
+                    .map { [self] answer in request.acks == .none ? .none : response(answer, header) }
+            case .describeProducers:
+                let request = try DescribeProducersRequest.decode(frame.body, version: header.apiVersion)
+                return describeProducers(request, eventLoop: eventLoop).map { [self] in response($0, header) }
             case .fetch:
                 let request = try FetchRequest.decode(frame.body, version: header.apiVersion)
                 return fetch(request, header: header, eventLoop: eventLoop)

@@ -136,9 +136,27 @@ final class Partition: @unchecked Sendable {
     /// numbers (last sequence + 1); 0 when the partition knows nothing of it in that epoch. Processors
     /// number their output from 0 per generation, so this is where a replay's writes resume.
     func recordsWritten(producerId: Int64, epoch: Int16) -> Int64 {
+        guard let progress = producerProgress(producerId), progress.epoch == epoch else { return 0 }
+        return progress.recordsWritten
+    }
+
+    /// What the producer-state table holds for one producer id, as DescribeProducers answers it.
+    struct ProducerProgress: Hashable {
+        /// The producer's current epoch here.
+        var epoch: Int16
+        /// Records written in `epoch`, by sequence numbers: last sequence + 1 (0 with no batch remembered).
+        var recordsWritten: Int64
+        /// Offset of the last record of its last batch (−1 with none). A leader records a batch at
+        /// admission, before it commits: the count is safe to act on once the high watermark passes this.
+        var lastOffset: Int64
+    }
+
+    /// The producer's epoch, records written and last offset; nil when the partition does not know it.
+    func producerProgress(_ producerId: Int64) -> ProducerProgress? {
         appendLock.withLock {
-            guard let entry = producers.producers[producerId], entry.epoch == epoch, let last = entry.batches.last else { return 0 }
-            return Int64(last.lastSequence) + 1
+            guard let entry = producers.producers[producerId] else { return nil }
+            guard let last = entry.batches.last else { return ProducerProgress(epoch: entry.epoch, recordsWritten: 0, lastOffset: -1) }
+            return ProducerProgress(epoch: entry.epoch, recordsWritten: Int64(last.lastSequence) + 1, lastOffset: last.lastOffset)
         }
     }
 

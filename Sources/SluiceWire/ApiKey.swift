@@ -24,6 +24,12 @@ public enum ApiKey: Int16, Sendable, Hashable, CaseIterable, CustomStringConvert
     case raftMessages = 19
     /// The cluster's brokers and, per partition, leader, term and replica lag (`sluice cluster status`).
     case describeCluster = 20
+    /// Broker to broker: Produce whose partitions may belong to internal topics (a processor task's
+    /// output and checkpoints written to partitions another broker leads).
+    case brokerProduce = 21
+    /// Per partition, how many records an idempotent producer id has stored (committed) at its current
+    /// epoch: where a processor task resumes its output after a failover.
+    case describeProducers = 22
 
     public var description: String {
         switch self {
@@ -48,6 +54,8 @@ public enum ApiKey: Int16, Sendable, Hashable, CaseIterable, CustomStringConvert
         case .alterProcessor: "AlterProcessor"
         case .raftMessages: "RaftMessages"
         case .describeCluster: "DescribeCluster"
+        case .brokerProduce: "BrokerProduce"
+        case .describeProducers: "DescribeProducers"
         }
     }
 

@@ -116,7 +116,7 @@ struct WireSample: Sendable {
              OffsetFetchRequest(groupId: "g", topics: [TopicPartitions(topic: "a", partitions: [0, 1, 2])])),
         make("ListGroupsRequest", .listGroups, request: true, ListGroupsRequest()),
         make("DescribeGroupsRequest", .describeGroups, request: true, DescribeGroupsRequest(groupIds: ["g1", "g2"])),
-    ] + processorRequests + replicationRequests
+    ] + processorRequests + replicationRequests + producersRequests
 
     static let responses: [WireSample] = [
         make("ApiVersionsResponse", .apiVersions, request: false, ApiVersionsResponse(
@@ -196,7 +196,7 @@ struct WireSample: Sendable {
             .init(groupId: "nope", error: .unknownGroup, errorMessage: "no such group", state: "", groupEpoch: -1, assignor: "",
                   members: []),
         ])),
-    ] + processorResponses + replicationResponses
+    ] + processorResponses + replicationResponses + producersResponses
 
     static let all = requests + responses
 
