@@ -2,20 +2,18 @@ import NIOCore
 import SluiceWire
 
 /// Processor administration (CreateProcessor, ListProcessors, DescribeProcessor, AlterProcessor): the
-/// requests are decoded here and carried out by `ProcessorManager` on the I/O pool.
+/// requests are decoded here and carried out by `ProcessorManager` on the I/O pool, or in a cluster by the
+/// controller (`Broker+ProcessorsCluster.swift`).
 extension Broker {
     func routeProcessor(_ api: ApiKey, _ frame: RequestFrame, eventLoop: any EventLoop) throws -> EventLoopFuture<BrokerResponse> {
         let header = frame.header
-        if replicaManager != nil {
-            // A task writes its sink directly to the local log; in a cluster that write must go through
-            // the sink partition's Raft group, which the runtime does not do yet.
-            throw WireError(.invalidRequest, "processors do not run in a cluster yet; run them on a broker started without --cluster")
-        }
+        let inCluster = replicaManager != nil
         switch api {
         case .createProcessor:
             let request = try CreateProcessorRequest.decode(frame.body, version: header.apiVersion)
             return onPool(eventLoop) { [self] in
                 response(ProcessorResultResponse(failure {
+                    if inCluster { return try createProcessorInCluster(request) }
                     try processors.create(name: request.name, sql: request.sql, from: request.startFrom, validateOnly: request.validateOnly)
                 }), header)
             }
@@ -30,6 +28,7 @@ extension Broker {
             let request = try AlterProcessorRequest.decode(frame.body, version: header.apiVersion)
             return onPool(eventLoop) { [self] in
                 response(ProcessorResultResponse(failure {
+                    if inCluster { return try alterProcessorInCluster(request) }
                     switch request.action {
                     case .pause: try processors.pause(request.name)
                     case .resume: try processors.resume(request.name)

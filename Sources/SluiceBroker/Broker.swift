@@ -92,6 +92,9 @@ public final class Broker: @unchecked Sendable {
                 // cluster: a task's output would bypass the sink partitions' Raft groups.
                 if replicaManager == nil { try processors.load() }
                 if let replicaManager, let metadataReplica {
+                    // Before the metadata replays: applying a processor definition reaches the manager.
+                    let calls = LeaderCalls(broker: self, peers: replicaManager.peers, selfId: config.nodeId)
+                    processors.startCluster(output: ClusterTaskOutput(calls: calls), calls: calls)
                     try startReplication(replicaManager, metadata: metadataReplica, on: eventLoopGroup.next())
                 }
             } catch {

@@ -18,22 +18,24 @@ enum InternalTopic {
         try registry.topic(name) ?? registry.create(name: name, partitions: partitions, configs: configs + extra, allowInternal: true)
     }
 
-    /// Calls `body` with every record of `partition` in offset order (key, value; a nil value deletes the
-    /// key), skipping control batches. Returns how many records were read.
+    /// Calls `body` with every record of `partition` below `end` (default: the log end) in offset order
+    /// (key, value; a nil value deletes the key), skipping control batches. Returns how many records were read.
     @discardableResult
-    static func replay(_ partition: Partition, _ body: (_ key: [UInt8]?, _ value: [UInt8]?) throws -> Void) throws -> Int {
+    static func replay(_ partition: Partition, through end: Int64? = nil,
+                       _ body: (_ key: [UInt8]?, _ value: [UInt8]?) throws -> Void) throws -> Int {
         let log = partition.log
+        let end = end ?? log.logEndOffset
         var offset = log.logStartOffset
         var records = 0
-        while offset < log.logEndOffset {
-            let result = try log.read(from: offset, maxBytes: 1 << 20)
+        while offset < end {
+            let result = try log.read(from: offset, maxBytes: 1 << 20, maxOffset: end)
             guard result.batchCount > 0 else { break }
             try result.bytes.withUnsafeBytes { raw in
                 try RecordBatch.forEachBatch(in: raw, limits: log.config.limits) { header, batch in
                     // A control batch (a leader's no-op entry) holds no key of this store: its key bytes
                     // must never be read as one, or they would overwrite or delete a real entry.
                     guard !header.isControl else { return }
-                    for record in try RecordBatch.records(in: batch, limits: log.config.limits) where record.offset >= offset {
+                    for record in try RecordBatch.records(in: batch, limits: log.config.limits) where record.offset >= offset && record.offset < end {
                         records += 1
                         try body(record.key, record.value)
                     }

@@ -23,7 +23,8 @@ extension SluiceClient {
             throw SluiceClientError(.invalidArgument, "a start timestamp is epoch milliseconds ≥ 0, got \(ms)")
         }
         let request = CreateProcessorRequest(name: name, sql: sql, startFrom: from, validateOnly: validateOnly)
-        let response = try await send(.createProcessor, request, expecting: ProcessorResultResponse.self)
+        let response = try await sendToController(.createProcessor, request, expecting: ProcessorResultResponse.self,
+                                                  answerMoved: { $0.error == .notCoordinator })
         if let error = response.wireError { throw SluiceClientError(error) }
     }
 
@@ -36,12 +37,47 @@ extension SluiceClient {
 
     /// One processor's query, state, last error and per-partition progress, tasks sorted by partition.
     /// Throws `unknown_processor` for a name that is not registered.
+    ///
+    /// In a cluster each broker runs the tasks of the partitions it leads and describes only those, so
+    /// every broker is asked and their tasks merged (`mergeTasks`); a broker that cannot be reached adds
+    /// none.
     public func describeProcessor(_ name: String) async throws -> DescribeProcessorResponse {
         try Self.checkSendable(name: name)
-        var response = try await send(.describeProcessor, DescribeProcessorRequest(name: name), expecting: DescribeProcessorResponse.self)
+        let request = DescribeProcessorRequest(name: name)
+        var response = try await send(.describeProcessor, request, expecting: DescribeProcessorResponse.self)
         if let error = response.wireError { throw SluiceClientError(error) }
+        let brokers = try await refreshRouting(topics: []).brokers.map(\.nodeId)
+        if brokers.count > 1 {
+            var answers: [[DescribeProcessorResponse.TaskStatus]] = [response.tasks]
+            await withTaskGroup(of: [DescribeProcessorResponse.TaskStatus].self) { group in
+                for node in brokers {
+                    group.addTask { [self] in
+                        let answer = try? await connection(toNode: node).send(.describeProcessor, request, expecting: DescribeProcessorResponse.self,
+                                                                              timeoutMs: requestTimeoutMs)
+                        return answer.flatMap { $0.wireError == nil ? $0.tasks : nil } ?? []
+                    }
+                }
+                for await tasks in group { answers.append(tasks) }
+            }
+            response.tasks = Self.mergeTasks(answers)
+        }
         response.tasks.sort { $0.partition < $1.partition }
         return response
+    }
+
+    /// One row per partition from several brokers' rows: a running task's row wins (a former leader may
+    /// still show its stopped one for a moment), then the one that has read furthest.
+    static func mergeTasks(_ answers: [[DescribeProcessorResponse.TaskStatus]]) -> [DescribeProcessorResponse.TaskStatus] {
+        var best: [Int32: DescribeProcessorResponse.TaskStatus] = [:]
+        for task in answers.joined() {
+            guard let current = best[task.partition] else {
+                best[task.partition] = task
+                continue
+            }
+            let (running, wasRunning) = (task.state == "running", current.state == "running")
+            if running != wasRunning ? running : task.inputOffset > current.inputOffset { best[task.partition] = task }
+        }
+        return Array(best.values)
     }
 
     /// Stops the processor's tasks at their current position; `resumeProcessor` continues from it.
@@ -77,8 +113,8 @@ extension SluiceClient {
     /// Sends one AlterProcessor request and throws the broker's refusal.
     func alterProcessor(_ name: String, _ action: AlterProcessorRequest.Action) async throws {
         try Self.checkSendable(name: name)
-        let response = try await send(.alterProcessor, AlterProcessorRequest(name: name, action: action),
-                                      expecting: ProcessorResultResponse.self)
+        let response = try await sendToController(.alterProcessor, AlterProcessorRequest(name: name, action: action),
+                                                  expecting: ProcessorResultResponse.self, answerMoved: { $0.error == .notCoordinator })
         if let error = response.wireError { throw SluiceClientError(error) }
     }
 

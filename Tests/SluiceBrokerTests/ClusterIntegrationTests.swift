@@ -25,10 +25,14 @@ final class ClusterHarness: @unchecked Sendable {
     /// Each broker's own event loops, shut down with it so its connections close as a process's would.
     private var loops: [Int32: MultiThreadedEventLoopGroup] = [:]
 
-    init(size: Int = 3) {
+    /// Broker settings on top of the harness's own, for every broker.
+    let settings: [String: String]
+
+    init(size: Int = 3, settings: [String: String] = [:]) {
         var ports: [Int32: Int] = [:]
         for id in 1...Int32(size) { ports[id] = freeLoopbackPort() }
         self.ports = ports
+        self.settings = settings
     }
 
     var clusterText: String { ports.keys.sorted().map { "\($0)@127.0.0.1:\(ports[$0] ?? 0)" }.joined(separator: ",") }
@@ -40,6 +44,7 @@ final class ClusterHarness: @unchecked Sendable {
         try config.set("cluster", clusterText, source: "test")
         try config.set("io-threads", "4", source: "test")
         try config.set("raft-tick-ms", "20", source: "test")
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) { try config.set(key, value, source: "test") }
         try config.validate()
         return config
     }

@@ -71,8 +71,8 @@ struct ClusterMetadataTests {
     @Test("every command kind survives encode and decode with random contents")
     func commandRoundTrip() throws {
         var random = SeededRandom.fromEnvironment()
-        for iteration in 0..<400 {
-            let command = Self.randomCommand(&random, kind: iteration % 5)
+        for iteration in 0..<420 {
+            let command = Self.randomCommand(&random, kind: iteration % 7)
             let bytes = try command.encode()
             let decoded = try MetadataCommand.decode(bytes)
             #expect(decoded == command, "seed \(random.seed), iteration \(iteration)")
@@ -593,6 +593,12 @@ struct ClusterMetadataTests {
             return .alterTopicConfig(name: name, set: randomConfigs(&random), remove: remove.sorted(by: ClusterMetadata.precedes))
         case 3:
             return .createPartitions(name: name, newReplicas: randomReplicas(&random))
+        case 5:
+            let definition = (0..<random.int(0...300)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            return .putProcessor(name: randomText(&random, maxBytes: MetadataLimits.processorNameBytesMax), definition: definition,
+                                 isNew: random.chance(0.5))
+        case 6:
+            return .deleteProcessor(name: randomText(&random, maxBytes: MetadataLimits.processorNameBytesMax))
         default:
             return .commitOffsets(group: randomText(&random, maxBytes: MetadataLimits.groupIdBytesMax),
                                   commitTimeMs: Int64(bitPattern: random.next()), offsets: randomOffsets(&random))
@@ -626,12 +632,59 @@ struct ClusterMetadataTests {
         let replicas = (0..<random.int(1...4)).map { _ in
             random.chance(0.05) ? [1, 1] : Array([Int32(1), 2, 3, 4].shuffled(using: &random).prefix(factor))
         }
-        switch random.int(0...9) {
+        switch random.int(0...11) {
         case 0...3: return .createTopic(name: name, replicas: replicas, configs: set, isInternal: name.hasPrefix("__"))
         case 4...5: return .deleteTopic(name: name)
         case 6...7: return .alterTopicConfig(name: name, set: set, remove: random.chance(0.5) ? ["retention.ms"] : [])
-        default: return .createPartitions(name: name, newReplicas: replicas)
+        case 8: return .createPartitions(name: name, newReplicas: replicas)
+        case 9...10:
+            let processor = ["p", "q", "bad name"][random.int(0...2)]
+            let definition = random.chance(0.1) ? [0xFF, 0x00] : processorDefinition(processor, generation: Int32(random.int(0...3))).encodeValue()
+            return .putProcessor(name: processor, definition: definition, isNew: random.chance(0.5))
+        default: return .deleteProcessor(name: ["p", "q"][random.int(0...1)])
         }
+    }
+
+    /// A definition that decodes: what a controller stores for processor `name`.
+    static func processorDefinition(_ name: String, generation: Int32 = 0, state: ProcessorDefinition.State = .running) -> ProcessorDefinition {
+        ProcessorDefinition(name: name, sql: "INSERT INTO out SELECT a FROM src", state: state, generation: generation, producerId: 1 << 32,
+                            createdMs: 1_700_000_000_000, startOffsets: [0, 5, 9])
+    }
+
+    @Test("processor definitions: create once, update and delete only existing ones, refuse bad names and bytes; snapshots keep them")
+    func processorCommands() throws {
+        var state = ClusterMetadata()
+        let running = Self.processorDefinition("p").encodeValue()
+        let paused = Self.processorDefinition("p", state: .paused).encodeValue()
+        #expect(state.apply(.putProcessor(name: "p", definition: running, isNew: false), index: 1) == .rejected(.init(.unknownProcessor, "processor 'p' does not exist")))
+        #expect(state.apply(.putProcessor(name: "p", definition: running, isNew: true), index: 2) == .applied)
+        #expect(Self.code(state.apply(.putProcessor(name: "p", definition: paused, isNew: true), index: 3)) == .processorExists)
+        #expect(state.processors["p"] == running)
+        #expect(state.apply(.putProcessor(name: "p", definition: paused, isNew: false), index: 4) == .applied)
+        #expect(state.processorDefinitions.map(\.state) == [.paused])
+        #expect(Self.code(state.apply(.putProcessor(name: "q", definition: [1, 2, 3], isNew: true), index: 5)) == .invalidProcessor)
+        #expect(Self.code(state.apply(.putProcessor(name: "no/slash", definition: running, isNew: true), index: 6)) == .invalidProcessor)
+        #expect(Self.code(state.apply(.deleteProcessor(name: "q"), index: 7)) == .unknownProcessor)
+        #expect(Self.code(state.apply(.putProcessor(name: "q", definition: running, isNew: true), index: 8)) == nil)
+        #expect(state.processors.keys.sorted() == ["p", "q"])
+
+        // The snapshot carries them (flag bit 0) and gives them back; without processors the flag is clear.
+        let bytes = state.encodeSnapshot()
+        #expect(bytes[7] == 1, "flags \(bytes[6]) \(bytes[7])")
+        #expect(try ClusterMetadata.decodeSnapshot(bytes) == state)
+        #expect(state.apply(.deleteProcessor(name: "p"), index: 9) == .applied)
+        #expect(state.apply(.deleteProcessor(name: "q"), index: 10) == .applied)
+        #expect(state.encodeSnapshot()[7] == 0)
+        #expect(try ClusterMetadata.decodeSnapshot(state.encodeSnapshot()) == state)
+
+        // A snapshot whose processor section breaks a rule of apply is refused even with a good CRC.
+        var broken = ClusterMetadata(topics: [:], processors: ["p": [9, 9]], appliedIndex: 3).encodeSnapshot()
+        broken = Self.withSnapshotCRC(broken)
+        #expect(throws: MetadataFormatError.self) { try ClusterMetadata.decodeSnapshot(broken) }
+        // An unknown flag bit is refused.
+        var flagged = ClusterMetadata().encodeSnapshot()
+        flagged[7] = 2
+        #expect(throws: MetadataFormatError.self) { try ClusterMetadata.decodeSnapshot(Self.withSnapshotCRC(flagged)) }
     }
 
     static func randomState(_ random: inout SeededRandom, commands: Int) -> ClusterMetadata {

@@ -77,6 +77,8 @@ extension MetadataCommand {
         case alterTopicConfig = 3
         case createPartitions = 4
         case commitOffsets = 5
+        case putProcessor = 6
+        case deleteProcessor = 7
     }
 
     /// The command's bytes. Throws when a string or list is beyond `MetadataLimits`; a command that
@@ -108,6 +110,14 @@ extension MetadataCommand {
             writer.string(group, field: "group id", limit: MetadataLimits.groupIdBytesMax)
             writer.bytes.appendBigEndian(commitTimeMs)
             writer.offsets(offsets)
+        case .putProcessor(let name, let definition, let isNew):
+            writer.bytes.append(Kind.putProcessor.rawValue)
+            writer.processorName(name)
+            writer.bytes.append(isNew ? 1 : 0)
+            writer.definition(definition)
+        case .deleteProcessor(let name):
+            writer.bytes.append(Kind.deleteProcessor.rawValue)
+            writer.processorName(name)
         }
         if let failure = writer.failure { throw failure }
         return writer.bytes
@@ -121,12 +131,25 @@ extension MetadataCommand {
         guard version == formatVersion else { throw reader.failure(.unsupportedVersion(Int(version)), at: 0) }
         let kindByte = try reader.u8("kind")
         guard let kind = Kind(rawValue: kindByte) else { throw reader.failure(.unknownKind(kindByte), at: 1) }
-        if kind == .commitOffsets {
+        switch kind {
+        case .commitOffsets:
             let group = try reader.string("group id", limit: MetadataLimits.groupIdBytesMax)
             let time: Int64 = try reader.integer("commit time")
             let command = MetadataCommand.commitOffsets(group: group, commitTimeMs: time, offsets: try reader.offsets())
             try reader.expectEnd()
             return command
+        case .putProcessor:
+            let name = try reader.processorName()
+            let isNew = try reader.flag("new flag")
+            let command = MetadataCommand.putProcessor(name: name, definition: try reader.definition(), isNew: isNew)
+            try reader.expectEnd()
+            return command
+        case .deleteProcessor:
+            let command = MetadataCommand.deleteProcessor(name: try reader.processorName())
+            try reader.expectEnd()
+            return command
+        case .createTopic, .deleteTopic, .alterTopicConfig, .createPartitions:
+            break
         }
         let name = try reader.topicName()
         let command: MetadataCommand
@@ -142,7 +165,7 @@ extension MetadataCommand {
             command = .alterTopicConfig(name: name, set: set, remove: try reader.keys())
         case .createPartitions:
             command = .createPartitions(name: name, newReplicas: try reader.replicas())
-        case .commitOffsets:
+        case .commitOffsets, .putProcessor, .deleteProcessor:
             throw reader.failure(.unknownKind(kindByte), at: 1)  // read above; not reached
         }
         try reader.expectEnd()
@@ -159,6 +182,9 @@ extension ClusterMetadata {
     static let snapshotVersion: UInt16 = 1
     /// Magic, version, flags, applied index and topic count, then the CRC at the end.
     static let snapshotFixedBytes = 4 + 2 + 2 + 8 + 4 + 4
+    /// Snapshot flag: a processor section follows the topics. Without it the snapshot is the layout of
+    /// builds before processors were replicated, which stay readable.
+    static let snapshotHasProcessors: UInt16 = 1
 
     /// Largest snapshot the limits allow: the bound for whoever reads one from disk or the network.
     static var snapshotBytesMax: Int {
@@ -166,7 +192,9 @@ extension ClusterMetadata {
         let topic = string(MetadataLimits.topicNameBytesMax) + 1 + 8 + 4 + 2
             + MetadataLimits.configsPerTopicMax * (string(MetadataLimits.configKeyBytesMax) + string(MetadataLimits.configValueBytesMax))
         let partition = 1 + 4 * MetadataLimits.replicasPerPartitionMax
+        let processor = string(MetadataLimits.processorNameBytesMax) + 4 + MetadataLimits.processorDefinitionBytesMax
         return snapshotFixedBytes + MetadataLimits.topicsMax * topic + MetadataLimits.partitionsMax * partition
+            + 4 + MetadataLimits.processorsMax * processor
     }
 
     /// The whole state as bytes, topics sorted by name: equal states give equal bytes.
@@ -174,7 +202,7 @@ extension ClusterMetadata {
         var writer = MetadataWriter(subject: "snapshot")
         writer.bytes = Self.snapshotMagic
         writer.bytes.appendBigEndian(Self.snapshotVersion)
-        writer.bytes.appendBigEndian(UInt16(0))
+        writer.bytes.appendBigEndian(processors.isEmpty ? UInt16(0) : Self.snapshotHasProcessors)
         writer.bytes.appendBigEndian(appliedIndex)
         writer.bytes.appendBigEndian(UInt32(topics.count))
         for topic in sortedTopics {
@@ -183,6 +211,13 @@ extension ClusterMetadata {
             writer.bytes.appendBigEndian(topic.createdAtIndex)
             writer.replicas(topic.replicas)
             writer.configs(topic.configs)
+        }
+        if !processors.isEmpty {
+            writer.bytes.appendBigEndian(UInt32(processors.count))
+            for name in processors.keys.sorted(by: Self.precedes) {
+                writer.processorName(name)
+                writer.definition(processors[name] ?? [])
+            }
         }
         // The state's invariants keep every field within the limits the writer checks.
         assert(writer.failure == nil, "metadata state beyond its limits: \(writer.failure.map { "\($0)" } ?? "")")
@@ -203,7 +238,7 @@ extension ClusterMetadata {
         let version: UInt16 = try reader.integer("version")
         guard version == snapshotVersion else { throw reader.failure(.unsupportedVersion(Int(version)), at: 4) }
         let flags: UInt16 = try reader.integer("flags")
-        guard flags == 0 else { throw reader.failure(.invalidFlags(field: "snapshot flags", value: Int(flags)), at: 6) }
+        guard flags & ~snapshotHasProcessors == 0 else { throw reader.failure(.invalidFlags(field: "snapshot flags", value: Int(flags)), at: 6) }
         let appliedIndex: UInt64 = try reader.integer("applied index")
         let count = try reader.count(UInt32.self, "topic", limit: MetadataLimits.topicsMax)
         var topics: [String: TopicAssignment] = [:]
@@ -221,8 +256,31 @@ extension ClusterMetadata {
             }
             topics[topic.name] = topic
         }
+        let processors = flags & snapshotHasProcessors == 0 ? [:] : try readProcessors(&reader)
         try reader.expectEnd()
-        return ClusterMetadata(topics: topics, appliedIndex: appliedIndex)
+        return ClusterMetadata(topics: topics, processors: processors, appliedIndex: appliedIndex)
+    }
+
+    /// The processor section: a u32 count, then per processor (ascending name bytes) its name and its
+    /// definition, each checked as apply checks them.
+    private static func readProcessors(_ reader: inout MetadataReader) throws(MetadataFormatError) -> [String: [UInt8]] {
+        let count = try reader.count(UInt32.self, "processor", limit: MetadataLimits.processorsMax)
+        var processors: [String: [UInt8]] = [:]
+        var previous: String?
+        for _ in 0..<count {
+            let start = reader.position
+            let name = try reader.processorName()
+            if let previous, !precedes(previous, name) { throw reader.failure(.notAscending(field: "processor name"), at: start) }
+            previous = name
+            let definition = try reader.definition()
+            do {
+                try checkProcessor(name: name, definition: definition)
+            } catch {
+                throw reader.failure(.invalidState(error.message), at: start)
+            }
+            processors[name] = definition
+        }
+        return processors
     }
 
     private static func readTopic(_ reader: inout MetadataReader) throws(MetadataFormatError) -> TopicAssignment {
@@ -281,6 +339,20 @@ struct MetadataWriter {
     /// A topic name.
     mutating func topicName(_ name: String) {
         string(name, field: "topic name", limit: MetadataLimits.topicNameBytesMax)
+    }
+
+    /// A processor name.
+    mutating func processorName(_ name: String) {
+        string(name, field: "processor name", limit: MetadataLimits.processorNameBytesMax)
+    }
+
+    /// u32 byte length, then a processor definition's bytes.
+    mutating func definition(_ value: [UInt8]) {
+        if value.count > MetadataLimits.processorDefinitionBytesMax {
+            fail(.tooLong(field: "processor definition", length: value.count, limit: MetadataLimits.processorDefinitionBytesMax))
+        }
+        bytes.appendBigEndian(UInt32(truncatingIfNeeded: value.count))
+        bytes.append(contentsOf: value)
     }
 
     /// u32 partition count; per partition a u8 replica count and the i32 node ids.
@@ -408,6 +480,23 @@ struct MetadataReader {
     /// A topic name.
     mutating func topicName() throws(MetadataFormatError) -> String {
         try string("topic name", limit: MetadataLimits.topicNameBytesMax)
+    }
+
+    /// A processor name.
+    mutating func processorName() throws(MetadataFormatError) -> String {
+        try string("processor name", limit: MetadataLimits.processorNameBytesMax)
+    }
+
+    /// The bytes `MetadataWriter.definition` writes.
+    mutating func definition() throws(MetadataFormatError) -> [UInt8] {
+        let start = position
+        let length = Int(try integer("processor definition length") as UInt32)
+        guard length <= MetadataLimits.processorDefinitionBytesMax else {
+            throw failure(.tooLong(field: "processor definition", length: length, limit: MetadataLimits.processorDefinitionBytesMax), at: start)
+        }
+        guard end - position >= length else { throw failure(.truncated(field: "processor definition"), at: end) }
+        defer { position += length }
+        return Array(bytes[position..<(position + length)])
     }
 
     /// The replica lists `MetadataWriter.replicas` writes. No capacity is reserved from a count: memory

@@ -40,6 +40,13 @@ enum MetadataLimits {
     static let commitMetadataBytesMax = GroupCoordinator.commitMetadataBytesMax
     /// Most metadata bytes of one commit, all partitions together: keeps the command under 1 MiB.
     static let commitMetadataTotalBytesMax = 256 << 10
+    /// Most processors in the cluster (`ProcessorManager.processorsMax`, the bound of a broker alone).
+    static let processorsMax = ProcessorManager.processorsMax
+    /// Longest processor name in UTF-8 bytes (`ProcessorLimits.nameBytesMax`).
+    static let processorNameBytesMax = ProcessorLimits.nameBytesMax
+    /// Longest stored processor definition: its SQL (64 KiB at most) and two offset lists of one topic's
+    /// partitions (8 bytes each, at most `partitionsPerTopicMax` each) fit with room to spare.
+    static let processorDefinitionBytesMax = 256 << 10
 }
 
 /// One partition's offset in a `commitOffsets` command.
@@ -109,6 +116,12 @@ enum MetadataCommand: Equatable, Sendable {
     /// the offsets). The encoding sorts `offsets` by topic bytes, then partition, and refuses repeats.
     /// Changes no topic: applying it checks the partitions exist; the broker stores the offsets.
     case commitOffsets(group: String, commitTimeMs: Int64, offsets: [CommittedOffset])
+    /// Stores a processor's definition (the `__processors` value of a broker alone, storage-format/
+    /// processors.md): a new processor when `isNew` (refused if the name is taken), else a change to an
+    /// existing one (pause, resume, a new generation). Every broker runs the tasks it should from it.
+    case putProcessor(name: String, definition: [UInt8], isNew: Bool)
+    /// Removes a processor's definition; its tasks stop on every broker.
+    case deleteProcessor(name: String)
 
     /// An offset commit: it changes no topic, and applying it twice stores the same offsets again.
     var isOffsetCommit: Bool {
@@ -149,6 +162,12 @@ struct MetadataRejection: Error, Equatable, Sendable, CustomStringConvertible {
         case invalidCommit
         /// Valid, but the broker could not do its part (a disk error storing offsets); not from `apply`.
         case notStored
+        /// A processor of that name exists.
+        case processorExists
+        /// No processor of that name exists.
+        case unknownProcessor
+        /// The processor's name or stored definition is not valid.
+        case invalidProcessor
     }
 
     /// The class of the rejection.
@@ -174,6 +193,9 @@ struct MetadataRejection: Error, Equatable, Sendable, CustomStringConvertible {
         case .limitReached, .malformedCommand: .invalidRequest
         case .invalidCommit: .invalidCommitOffset
         case .notStored: .storageError
+        case .processorExists: .processorAlreadyExists
+        case .unknownProcessor: .unknownProcessor
+        case .invalidProcessor: .invalidRequest
         }
     }
 
@@ -181,14 +203,18 @@ struct MetadataRejection: Error, Equatable, Sendable, CustomStringConvertible {
     var description: String { message }
 }
 
-/// The replicated cluster metadata: the topics, their partitions' replicas and their configs.
+/// The replicated cluster metadata: the topics, their partitions' replicas and their configs, and the
+/// processors' definitions.
 ///
 /// Owned by one broker's metadata driver; a value type, not thread-safe by itself.
 /// Invariants: every topic satisfies `TopicAssignment`'s; `topics[name].name == name`; every
-/// `createdAtIndex` is in `1...appliedIndex`; at most `topicsMax` topics and `partitionsMax` partitions.
+/// `createdAtIndex` is in `1...appliedIndex`; at most `topicsMax` topics and `partitionsMax` partitions;
+/// at most `processorsMax` processors, each with a valid name and a definition that decodes.
 struct ClusterMetadata: Equatable, Sendable {
     /// The topics by name.
     private(set) var topics: [String: TopicAssignment] = [:]
+    /// The processors' definitions (`ProcessorDefinition.encodeValue` bytes) by processor name.
+    private(set) var processors: [String: [UInt8]] = [:]
     /// The Raft index of the last command applied (0 before the first).
     private(set) var appliedIndex: UInt64 = 0
 
@@ -196,9 +222,18 @@ struct ClusterMetadata: Equatable, Sendable {
     init() {}
 
     /// Metadata restored as it was (a decoded snapshot, already checked).
-    init(topics: [String: TopicAssignment], appliedIndex: UInt64) {
+    init(topics: [String: TopicAssignment], processors: [String: [UInt8]] = [:], appliedIndex: UInt64) {
         self.topics = topics
+        self.processors = processors
         self.appliedIndex = appliedIndex
+    }
+
+    /// The processors' definitions in name order; one that does not decode (impossible after the checks
+    /// of apply and the snapshot reader) is left out.
+    var processorDefinitions: [ProcessorDefinition] {
+        processors.keys.sorted(by: Self.precedes).compactMap { name in
+            processors[name].flatMap { ProcessorDefinition.decode(name: name, value: $0) }
+        }
     }
 
     /// The replicas of one partition (preferred leader first), or nil when it does not exist.
@@ -263,6 +298,8 @@ extension ClusterMetadata {
         case delete(String)
         case setConfigs(String, [String: String])
         case addPartitions(String, [[Int32]])
+        case putProcessor(String, [UInt8])
+        case deleteProcessor(String)
         /// Offsets are kept by the broker, not in this state.
         case none
     }
@@ -339,6 +376,39 @@ extension ClusterMetadata {
         case .commitOffsets(let group, _, let offsets):
             try checkCommit(group: group, offsets)
             return .none
+        case .putProcessor(let name, let definition, let isNew):
+            try Self.checkProcessor(name: name, definition: definition)
+            if isNew {
+                guard processors[name] == nil else { throw MetadataRejection(.processorExists, "processor '\(name)' already exists") }
+                guard processors.count < MetadataLimits.processorsMax else {
+                    throw MetadataRejection(.limitReached, "the cluster already holds \(MetadataLimits.processorsMax) processors, its limit")
+                }
+            } else {
+                _ = try existingProcessor(name)
+            }
+            return .putProcessor(name, definition)
+        case .deleteProcessor(let name):
+            _ = try existingProcessor(name)
+            return .deleteProcessor(name)
+        }
+    }
+
+    private func existingProcessor(_ name: String) throws(MetadataRejection) -> [UInt8] {
+        // Checked first, for the same reason as topic names: only legal (ASCII) names are looked up.
+        if let problem = ProcessorLimits.nameProblem(name) { throw MetadataRejection(.invalidProcessor, problem) }
+        guard let definition = processors[name] else { throw MetadataRejection(.unknownProcessor, "processor '\(name)' does not exist") }
+        return definition
+    }
+
+    /// A legal name and a definition within bounds that decodes and carries no other name's data.
+    static func checkProcessor(name: String, definition: [UInt8]) throws(MetadataRejection) {
+        if let problem = ProcessorLimits.nameProblem(name) { throw MetadataRejection(.invalidProcessor, problem) }
+        guard definition.count <= MetadataLimits.processorDefinitionBytesMax else {
+            throw MetadataRejection(.invalidProcessor,
+                "processor '\(name)': its definition is \(definition.count) bytes; the limit is \(MetadataLimits.processorDefinitionBytesMax)")
+        }
+        guard ProcessorDefinition.decode(name: name, value: definition) != nil else {
+            throw MetadataRejection(.invalidProcessor, "processor '\(name)': the definition does not decode")
         }
     }
 
@@ -389,6 +459,8 @@ extension ClusterMetadata {
         case .delete(let name): topics[name] = nil
         case .setConfigs(let name, let configs): topics[name]?.configs = configs
         case .addPartitions(let name, let replicas): topics[name]?.replicas += replicas
+        case .putProcessor(let name, let definition): processors[name] = definition
+        case .deleteProcessor(let name): processors[name] = nil
         case .none: break
         }
     }

@@ -16,6 +16,9 @@ import SluiceWire
 final class ProcessorManager: @unchecked Sendable {
     static let registryTopic = "__processors"
     static let checkpointsTopic = "__processor_checkpoints"
+    /// The checkpoints topic's settings: an internal topic's, with small segments, because checkpoints are
+    /// large and rewritten every second and small segments let compaction reclaim them soon.
+    static let checkpointsConfigs = InternalTopic.configs + [ConfigEntry(key: "segment.bytes", value: "\(64 << 20)")]
     /// Most processors a broker holds.
     static let processorsMax = 1_000
     /// Sample records per source partition read to learn its column names for did-you-mean errors.
@@ -32,17 +35,19 @@ final class ProcessorManager: @unchecked Sendable {
         init(definition: ProcessorDefinition) { self.definition = definition }
     }
 
-    private let registry: TopicRegistry
+    let registry: TopicRegistry
     private let producerIds: ProducerIdAllocator
-    private let pool: NIOThreadPool
-    private let eventLoopGroup: any EventLoopGroup
-    private let logger: Logger
+    let pool: NIOThreadPool
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
     private let settings: ProcessorTaskRunner.Settings
-    private let adminLock = NIOLock()
-    private let lock = NIOLock()
-    private var entries: [String: Entry] = [:]
+    let adminLock = NIOLock()
+    let lock = NIOLock()
+    var entries: [String: Entry] = [:]
     private var registryPartition: Partition?
     private var checkpointPartition: Partition?
+    /// Set in a cluster (`startCluster`): how tasks write, and the timer that moves tasks with leadership.
+    var cluster: ClusterState?
 
     init(registry: TopicRegistry, producerIds: ProducerIdAllocator, config: BrokerConfig, eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.registry = registry
@@ -62,9 +67,8 @@ final class ProcessorManager: @unchecked Sendable {
     func load() throws {
         pool.start()
         let definitionsTopic = try InternalTopic.open(Self.registryTopic, partitions: 1, registry: registry)
-        // Checkpoints are large and rewritten every second: small segments let compaction reclaim them soon.
         let checkpointsTopic = try InternalTopic.open(Self.checkpointsTopic, partitions: 1, registry: registry,
-                                                      extra: [ConfigEntry(key: "segment.bytes", value: "\(64 << 20)")])
+                                                      extra: Array(Self.checkpointsConfigs.dropFirst(InternalTopic.configs.count)))
         registryPartition = definitionsTopic.partitions[0]
         checkpointPartition = checkpointsTopic.partitions[0]
         var definitions: [String: ProcessorDefinition] = [:]
@@ -94,44 +98,83 @@ final class ProcessorManager: @unchecked Sendable {
 
     /// Stops every task, writing a final checkpoint for each, then stops the pool. Call before the logs close.
     func shutdown() async {
+        stopCluster()
         adminLock.withLock {
+            // In a cluster a final checkpoint would go through a leader that may be going away too; the
+            // next leader replays from the last one instead.
             for entry in lock.withLock({ Array(entries.values) }) {
-                for runner in entry.runners { runner.stop(becoming: .stopped, checkpoint: true) }
+                for runner in entry.runners { runner.stop(becoming: .stopped, checkpoint: cluster == nil) }
             }
         }
         try? await pool.shutdownGracefully()
     }
 
-    /// Binds the SQL and starts the tasks: one per source partition, or, when the query groups by something
-    /// other than the source key over several partitions, a router per source partition and an aggregator
-    /// per repartition partition. On failure records why on the entry.
+    /// What a processor's tasks read and write, worked out from its definition.
+    struct TaskSetup {
+        var plan: ProcessorPlan
+        var source: Topic
+        var results: ProcessorTaskRunner.Outputs
+        var repartition: Topic?
+    }
+
+    /// One task a processor needs: what it does, the partition it reads and where it starts without a checkpoint.
+    struct TaskSpec {
+        var role: ProcessorTaskRunner.Role
+        var input: Partition
+        var startOffsets: [Int64]
+        var outputs: ProcessorTaskRunner.Outputs
+    }
+
+    /// Binds the definition's SQL and finds its topics. A broker alone creates missing output topics; in a
+    /// cluster the controller created them before the definition was stored, so a missing one is an error
+    /// (tried again at the next reconcile).
+    func setup(_ definition: ProcessorDefinition) throws -> TaskSetup {
+        let plan = try Self.bind(definition.sql, options: BindOptions())
+        let source = try sourceTopic(plan)
+        let count = Int32(source.partitions.count)
+        let sink = try outputTopic(plan.sink, partitions: count)
+        let late = try plan.lateRecordsTopic.map { try outputTopic($0, partitions: count) }
+        let repartition = try Self.repartitions(plan, source) ? repartitionTopic(definition.name, partitions: count) : nil
+        return TaskSetup(plan: plan, source: source, results: .init(sink: sink, late: late, repartition: nil), repartition: repartition)
+    }
+
+    /// One task per source partition, or, when the query groups by something other than the source key
+    /// over several partitions, a router per source partition and an aggregator per repartition partition.
+    static func tasks(_ setup: TaskSetup, _ definition: ProcessorDefinition) -> [TaskSpec] {
+        let count = Int32(setup.source.partitions.count)
+        guard let repartition = setup.repartition else {
+            return setup.source.partitions.map { TaskSpec(role: .query, input: $0, startOffsets: definition.startOffsets, outputs: setup.results) }
+        }
+        let routed = ProcessorTaskRunner.Outputs(sink: setup.results.sink, late: nil, repartition: repartition)
+        return setup.source.partitions.map { TaskSpec(role: .router, input: $0, startOffsets: definition.startOffsets, outputs: routed) }
+            + repartition.partitions.map {
+                TaskSpec(role: .aggregator(sourcePartitions: count), input: $0, startOffsets: definition.repartitionStartOffsets, outputs: setup.results)
+            }
+    }
+
+    /// A runner for `spec`, not yet scheduled.
+    func runner(_ spec: TaskSpec, _ entry: Entry, _ setup: TaskSetup, checkpoint: TaskCheckpoint?, output: any TaskOutput) -> ProcessorTaskRunner {
+        let count = Int32(setup.source.partitions.count)
+        let index = Int(spec.input.index)
+        let startOffset = index < spec.startOffsets.count ? spec.startOffsets[index] : spec.input.log.logStartOffset
+        return ProcessorTaskRunner(processor: entry.definition.name, role: spec.role, source: spec.input, startOffset: startOffset, taskCount: count,
+                                   definition: entry.definition, plan: setup.plan, settings: settings, outputs: spec.outputs,
+                                   output: output, checkpoint: checkpoint, pool: pool, eventLoop: eventLoopGroup.next(), logger: logger)
+    }
+
+    /// Starts every task of a processor (a broker alone). On failure records why on the entry.
     private func start(_ entry: Entry, checkpoints: [Int32: TaskCheckpoint]) {
         do {
-            let definition = entry.definition
-            let plan = try Self.bind(definition.sql, options: BindOptions())
-            let source = try sourceTopic(plan)
-            let count = Int32(source.partitions.count)
-            let sink = try ensureTopic(plan.sink, partitions: count)
-            let late = try plan.lateRecordsTopic.map { try ensureTopic($0, partitions: count) }
-            let repartition = try Self.repartitions(plan, source) ? repartitionTopic(definition.name, partitions: count) : nil
+            let setup = try setup(entry.definition)
             guard let checkpointPartition else { throw WireError(.unknownServerError, "processor checkpoints are not loaded") }
-            func runner(_ role: ProcessorTaskRunner.Role, _ input: Partition, _ start: [Int64], _ outputs: ProcessorTaskRunner.Outputs) -> ProcessorTaskRunner {
-                let taskId = ProcessorTaskRunner.taskId(role, partition: input.index, taskCount: count)
-                let startOffset = Int(input.index) < start.count ? start[Int(input.index)] : input.log.logStartOffset
-                return ProcessorTaskRunner(processor: definition.name, role: role, source: input, startOffset: startOffset, taskCount: count,
-                                           definition: definition, plan: plan, settings: settings, outputs: outputs,
-                                           checkpoints: checkpointPartition, checkpoint: checkpoints[taskId], pool: pool,
-                                           eventLoop: eventLoopGroup.next(), logger: logger)
+            let topics = [setup.results.sink] + (setup.results.late.map { [$0] } ?? []) + (setup.repartition.map { [$0] } ?? [])
+            let output = LocalTaskOutput(topics: topics, checkpoints: checkpointPartition)
+            let count = Int32(setup.source.partitions.count)
+            entry.runners = Self.tasks(setup, entry.definition).map { spec in
+                runner(spec, entry, setup, checkpoint: checkpoints[ProcessorTaskRunner.taskId(spec.role, partition: spec.input.index, taskCount: count)],
+                       output: output)
             }
-            let results = ProcessorTaskRunner.Outputs(sink: sink, late: late, repartition: nil)
-            if let repartition {
-                let routed = ProcessorTaskRunner.Outputs(sink: sink, late: nil, repartition: repartition)
-                entry.runners = source.partitions.map { runner(.router, $0, definition.startOffsets, routed) }
-                    + repartition.partitions.map { runner(.aggregator(sourcePartitions: count), $0, definition.repartitionStartOffsets, results) }
-            } else {
-                entry.runners = source.partitions.map { runner(.query, $0, definition.startOffsets, results) }
-            }
-            entry.plan = plan
+            entry.plan = setup.plan
             entry.error = nil
             for runner in entry.runners { runner.schedule() }
         } catch {
@@ -140,7 +183,7 @@ final class ProcessorManager: @unchecked Sendable {
         }
     }
 
-    private func sourceTopic(_ plan: ProcessorPlan) throws -> Topic {
+    func sourceTopic(_ plan: ProcessorPlan) throws -> Topic {
         guard let source = registry.topic(plan.source) else {
             throw WireError(.unknownTopicOrPartition, "source topic '\(plan.source)' does not exist; create it first (sluice topic create \(plan.source))")
         }
@@ -159,6 +202,7 @@ final class ProcessorManager: @unchecked Sendable {
     private func repartitionTopic(_ processor: String, partitions: Int32) throws -> Topic {
         let name = Self.repartitionTopicName(processor)
         if let topic = registry.topic(name) { return topic }
+        if cluster != nil { throw WireError(.unknownTopicOrPartition, "repartition topic '\(name)' is not known to this broker yet") }
         return try registry.create(name: name, partitions: partitions,
                                    configs: [ConfigEntry(key: "flush.policy", value: "always")], allowInternal: true)
     }
@@ -167,6 +211,15 @@ final class ProcessorManager: @unchecked Sendable {
     private func repartitionStartOffsets(_ processor: String, _ plan: ProcessorPlan, _ source: Topic) throws -> [Int64] {
         guard Self.repartitions(plan, source) else { return [] }
         return try repartitionTopic(processor, partitions: Int32(source.partitions.count)).partitions.map { $0.log.logEndOffset }
+    }
+
+    /// An output topic: in a cluster it must exist already (the controller creates it); alone it is created.
+    private func outputTopic(_ name: String, partitions: Int32) throws -> Topic {
+        if cluster == nil { return try ensureTopic(name, partitions: partitions) }
+        guard let topic = registry.topic(name) else {
+            throw WireError(.unknownTopicOrPartition, "output topic '\(name)' is not known to this broker yet")
+        }
+        return topic
     }
 
     /// The topic `name`, created with `partitions` partitions and default settings when missing.
@@ -241,7 +294,7 @@ final class ProcessorManager: @unchecked Sendable {
 
     /// Binds `sql` against the column names seen in the last records of its source, so a misspelt column
     /// is caught with a suggestion.
-    private func plan(_ sql: String) throws -> ProcessorPlan {
+    func plan(_ sql: String) throws -> ProcessorPlan {
         let sourceName = try Self.bind(sql, options: BindOptions()).source
         let columns = registry.topic(sourceName).map(sampleColumns) ?? []
         return try Self.bind(sql, options: BindOptions(knownColumns: columns.isEmpty ? nil : columns))

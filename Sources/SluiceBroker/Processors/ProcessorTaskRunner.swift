@@ -75,7 +75,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     let settings: Settings
     private let source: Partition
     private let outputs: Outputs
-    private let checkpoints: Partition
+    private let output: any TaskOutput
     private let pool: NIOThreadPool
     private let eventLoop: any EventLoop
     private let logger: Logger
@@ -105,7 +105,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     private var rateSamples: [(timeMs: Int64, stats: TaskStatistics)] = []
 
     init(processor: String, role: Role, source: Partition, startOffset: Int64, taskCount: Int32, definition: ProcessorDefinition,
-         plan: ProcessorPlan, settings: Settings, outputs: Outputs, checkpoints: Partition, checkpoint: TaskCheckpoint?,
+         plan: ProcessorPlan, settings: Settings, outputs: Outputs, output: any TaskOutput, checkpoint: TaskCheckpoint?,
          pool: NIOThreadPool, eventLoop: any EventLoop, logger: Logger) {
         self.processor = processor
         self.partition = source.index
@@ -120,7 +120,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         self.settings = settings
         self.source = source
         self.outputs = outputs
-        self.checkpoints = checkpoints
+        self.output = output
         self.pool = pool
         self.eventLoop = eventLoop
         self.logger = logger
@@ -208,17 +208,40 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     // MARK: Steps
 
     private func runStep() {
-        let (again, offset): (Bool, Int64) = stepLock.withLock {
+        let (again, offset, retry): (Bool, Int64, Bool) = stepLock.withLock {
             lock.withLock { scheduled = false }
-            guard lock.withLock({ status == .running }) else { return (false, inputOffset) }
+            guard lock.withLock({ status == .running }) else { return (false, inputOffset, false) }
             do {
-                return (try step(), inputOffset)
+                return (try step(), inputOffset, false)
+            } catch let error as TaskOutputUnavailable {
+                logger.warning("processor task output unavailable; retrying from its last checkpoint",
+                               metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(error)"])
+                // The in-memory state may be ahead of what was stored: start again from the last checkpoint.
+                logic = nil
+                return (false, inputOffset, true)
             } catch {
                 fail(error)
-                return (false, inputOffset)
+                return (false, inputOffset, false)
             }
         }
-        if again { schedule() } else { waitForInput(readTo: offset) }
+        if retry {
+            retryLater()
+        } else if again {
+            schedule()
+        } else {
+            waitForInput(readTo: offset)
+        }
+    }
+
+    /// Pause before a task whose output was unavailable tries again.
+    static let retryDelayMs: Int64 = 500
+
+    private func retryLater() {
+        lock.withLock {
+            guard status == .running else { return }
+            timer?.cancel()
+            timer = eventLoop.scheduleTask(in: .milliseconds(Self.retryDelayMs)) { [weak self] in self?.schedule() }
+        }
     }
 
     /// One round: input up to `readBytesMax`, or a processing-time tick when there is none. Returns true
@@ -269,14 +292,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             inputOffset = startOffset
             written = [:]
         }
-        floors = [:]
         let topics = [outputs.sink] + (outputs.late.map { [$0] } ?? []) + (outputs.repartition.map { [$0] } ?? [])
-        for topic in topics {
-            for output in topic.partitions {
-                let count = output.recordsWritten(producerId: producerId, epoch: 0)
-                if count > 0 { floors[.init(topic: topic.name, partition: output.index)] = count }
-            }
-        }
+        let positions = topics.flatMap { topic in topic.partitions.map { TaskCheckpoint.OutputPosition(topic: topic.name, partition: $0.index) } }
+        floors = try output.recordsWritten(producerId: producerId, in: positions).filter { $0.value > 0 }
         lastCheckpointMs = nowMs
         dirty = false
     }
@@ -430,32 +448,26 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             }
             routed[.init(topic: topic.name, partition: target), default: []].append(record)
         }
-        // The log each append went to: an alter may reopen a partition's log in between, and the wait must
-        // be on the one that holds the records (as produce does).
-        var appended: [(Partition, PartitionLog, Int64)] = []
+        var batches: [(TaskCheckpoint.OutputPosition, [RecordBatch])] = []
+        var counts: [TaskCheckpoint.OutputPosition: Int64] = [:]
         for (position, list) in routed.sorted(by: { $0.key < $1.key }) {
-            guard let topic = outputTopic(named: position.topic) else { continue }
-            let output = topic.partitions[Int(position.partition)]
             let first = written[position] ?? 0
             let skip = Int(max(0, min(Int64(list.count), (floors[position] ?? 0) - first)))
             var sequence = first + Int64(skip)
             var index = skip
+            var built: [RecordBatch] = []
             while index < list.count {
                 let (batch, count) = try Self.batch(list, from: index, sequence: sequence, producerId: producerId, settings: settings)
-                let (outcome, log) = try output.appendWithoutWaiting(batch, header: batch.header)
-                appended.append((output, log, outcome.lastOffset))
+                built.append(batch)
                 index += count
                 sequence += Int64(count)
             }
-            written[position] = first + Int64(list.count)
+            if !built.isEmpty { batches.append((position, built)) }
+            counts[position] = first + Int64(list.count)
         }
-        for (_, log, last) in appended { try log.waitDurable(through: last) }
-        for (output, _, _) in appended { output.wakeWaiters() }
-    }
-
-    /// The output topic called `name` (one of at most three).
-    private func outputTopic(named name: String) -> Topic? {
-        [outputs.sink, outputs.late, outputs.repartition].lazy.compactMap { $0 }.first { $0.name == name }
+        try output.append(batches)
+        // Counted only once stored: after a failed append the step is redone from the last checkpoint.
+        for (position, count) in counts { written[position] = count }
     }
 
     /// One idempotent batch of `list[index...]`, as many records as the batch bounds allow.
@@ -484,8 +496,8 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         guard checkpoint.engine.count <= TaskCheckpoint.engineBytesMax else {
             throw WireError(.messageTooLarge, "the task's state checkpoint is \(checkpoint.engine.count) bytes, above the \(TaskCheckpoint.engineBytesMax)-byte limit; lower the state limit or shorten the windows, then reset")
         }
-        try InternalTopic.write(checkpoints, key: TaskCheckpoint.key(processor: processor, partition: taskId),
-                                value: checkpoint.encodeValue(), timestampMs: nowMs)
+        try output.storeCheckpoint(key: TaskCheckpoint.key(processor: processor, partition: taskId),
+                                   value: checkpoint.encodeValue(), timestampMs: nowMs)
         lastCheckpoint = checkpoint
         lastCheckpointMs = nowMs
         dirty = false

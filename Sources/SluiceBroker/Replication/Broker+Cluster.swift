@@ -17,6 +17,8 @@ extension Broker {
     func startReplication(_ manager: ReplicaManager, metadata: MetadataReplica, on loop: any EventLoop) throws {
         try checkMembers(manager.cluster)
         try metadata.load()
+        // Definitions in the loaded snapshot reach no `applied` call.
+        processors.definitionsChanged(metadata.state.processorDefinitions)
         for hosted in metadata.state.partitions(hostedBy: config.nodeId) {
             try ensureLocalTopic(hosted.topic, metadata.state)
             try startReplica(GroupID(topic: hosted.topic, partition: hosted.partition, incarnation: hosted.topicCreatedAtIndex),
@@ -74,6 +76,12 @@ extension Broker {
                 try reconfigureLocalTopic(name, state)
             case .createPartitions:
                 logger.warning("metadata command not acted on locally yet", metadata: ["command": "\(command)"])
+            case .putProcessor(let name, _, _):
+                processors.definitionsChanged(state.processorDefinitions, touched: name)
+                return
+            case .deleteProcessor:
+                processors.definitionsChanged(state.processorDefinitions)
+                return
             }
             groups.topicsChanged()
         } catch {
@@ -149,23 +157,30 @@ extension Broker {
 
     func createTopicsInCluster(_ request: CreateTopicsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {
         proposePerTopic(request.topics, name: \.name, validateOnly: request.validateOnly, api: .createTopics, eventLoop: eventLoop) { topic, metadata in
-            let brokers = replicaManager?.cluster.ids ?? []
-            let factor = topic.replicationFactor == -1 ? min(3, brokers.count) : Int(topic.replicationFactor)
-            let replicas: [[Int32]]
-            do {
-                replicas = try ClusterMetadata.place(partitions: Int(topic.partitions), replicationFactor: factor,
-                                                     brokers: brokers, existing: metadata.state)
-            } catch {
-                throw WireError(factor < 1 || factor > brokers.count ? .invalidReplicationFactor : .invalidPartitions, "\(error)")
-            }
-            // Every setting travels with the command, defaults included: each broker fills unset keys
-            // from its own [topic-defaults], which need not match, and replicas must not differ (a
-            // different retention or cleanup policy would make their logs differ).
-            let chosen = try TopicConfig.validated([:], applying: topic.configs, defaults: registry.defaults)
-            var configs: [String: String] = [:]
-            for entry in chosen.effective(defaults: registry.defaults) { configs[entry.key] = entry.value }
-            return .createTopic(name: topic.name, replicas: replicas, configs: configs, isInternal: false)
+            try topicCommand(name: topic.name, partitions: topic.partitions, replicationFactor: Int(topic.replicationFactor),
+                             configs: topic.configs, isInternal: false, state: metadata.state)
         }
+    }
+
+    /// The command creating a topic: replicas placed across the brokers (`replicationFactor` −1: the
+    /// default, at most 3), every setting spelt out.
+    func topicCommand(name: String, partitions: Int32, replicationFactor: Int, configs entries: [ConfigEntry], isInternal: Bool,
+                      state: ClusterMetadata) throws -> MetadataCommand {
+        let brokers = replicaManager?.cluster.ids ?? []
+        let factor = replicationFactor == -1 ? min(3, brokers.count) : replicationFactor
+        let replicas: [[Int32]]
+        do {
+            replicas = try ClusterMetadata.place(partitions: Int(partitions), replicationFactor: factor, brokers: brokers, existing: state)
+        } catch {
+            throw WireError(factor < 1 || factor > brokers.count ? .invalidReplicationFactor : .invalidPartitions, "\(error)")
+        }
+        // Every setting travels with the command, defaults included: each broker fills unset keys
+        // from its own [topic-defaults], which need not match, and replicas must not differ (a
+        // different retention or cleanup policy would make their logs differ).
+        let chosen = try TopicConfig.validated([:], applying: entries, defaults: registry.defaults)
+        var configs: [String: String] = [:]
+        for entry in chosen.effective(defaults: registry.defaults) { configs[entry.key] = entry.value }
+        return .createTopic(name: name, replicas: replicas, configs: configs, isInternal: isInternal)
     }
 
     func deleteTopicsInCluster(_ request: DeleteTopicsRequest, eventLoop: any EventLoop) -> EventLoopFuture<TopicResultsResponse> {

@@ -17,6 +17,11 @@ final class ReplicaManager: @unchecked Sendable {
     let nodeId: NodeID
     let cluster: ClusterConfig
     let transport: PeerTransport
+    /// Request/response calls to the other brokers (processor output, start offsets).
+    let peers: PeerClient
+    /// Largest answer frame a peer may send this broker's own calls (they are small: produce
+    /// acknowledgements, offsets, producer counts).
+    static let peerAnswerBytesMax = 1 << 20
     private let pool: NIOThreadPool
     private let settings: Settings
     private let logger: Logger
@@ -44,6 +49,7 @@ final class ReplicaManager: @unchecked Sendable {
         var addresses: [NodeID: (host: String, port: Int)] = [:]
         for member in cluster.members { addresses[NodeID(member.id)] = (member.host, member.port) }
         transport = PeerTransport(selfId: nodeId, votersChecksum: cluster.votersChecksum, addresses: addresses, group: group, logger: logger)
+        peers = PeerClient(selfId: nodeId, addresses: addresses, group: group, logger: logger, frameBytesMax: Self.peerAnswerBytesMax)
         pool = NIOThreadPool(numberOfThreads: settings.threads)
         // Election timeouts are random per node: seed from the node id and the clock, printed for replay.
         seed = UInt64(nodeId) &* 0x9E37_79B9_7F4A_7C15 ^ MonotonicClock.nowNanoseconds()
@@ -148,6 +154,7 @@ final class ReplicaManager: @unchecked Sendable {
         task?.cancel()
         for group in all { group.stop() }
         transport.shutdown()
+        peers.shutdown()
         try? await pool.shutdownGracefully()
         return all
     }

@@ -1,0 +1,142 @@
+import NIOCore
+import SluiceCore
+import SluiceSQL
+import SluiceWire
+
+// Processor administration in a cluster (storage-format/processors.md, "In a cluster"): the controller
+// checks a change, creates the topics it needs through the metadata group, and stores the definition as a
+// metadata command; every broker then runs the tasks whose input partition it leads. Any broker lists the
+// processors (every broker holds the definitions); a describe shows the tasks the answering broker runs.
+//
+// These calls block on proposals and on other brokers: they run on the I/O pool, never on an event loop.
+
+extension Broker {
+    /// Creates processor `request.name` on the controller (this broker must be it).
+    func createProcessorInCluster(_ request: CreateProcessorRequest) throws {
+        let metadata = try controllerForProcessors()
+        let calls = try leaderCalls()
+        try ProcessorManager.validateName(request.name)
+        guard request.sql.utf8.count <= ProcessorDefinition.sqlBytesMax else {
+            throw WireError(.invalidQuery, "the query is \(request.sql.utf8.count) bytes; the limit is \(ProcessorDefinition.sqlBytesMax)")
+        }
+        guard metadata.state.processors[request.name] == nil else {
+            throw WireError(.processorAlreadyExists, "processor '\(request.name)' already exists; use 'sluice processor replace' to change its query")
+        }
+        let plan = try processors.plan(request.sql)
+        guard let source = metadata.state.topics[plan.source] else {
+            throw WireError(.unknownTopicOrPartition, "source topic '\(plan.source)' does not exist; create it first (sluice topic create \(plan.source))")
+        }
+        let outputs = [plan.sink] + (plan.lateRecordsTopic.map { [$0] } ?? [])
+        for output in outputs where metadata.state.topics[output] == nil { try TopicRegistry.validateName(output) }
+        guard !request.validateOnly else { return }
+        // Output topics first: a name the cluster refuses fails the create, not the stored processor.
+        let count = Int32(source.partitionCount)
+        for output in outputs { try ensureTopicInCluster(metadata, name: output, partitions: count, configs: [], isInternal: false) }
+        try ensureTopicInCluster(metadata, name: ProcessorManager.checkpointsTopic, partitions: 1,
+                                 configs: ProcessorManager.checkpointsConfigs, isInternal: true, everyBroker: true)
+        let repartitions = (plan.aggregation?.needsRepartition ?? false) && count > 1
+        let repartitionName = ProcessorManager.repartitionTopicName(request.name)
+        if repartitions {
+            try ensureTopicInCluster(metadata, name: repartitionName, partitions: count,
+                                     configs: [ConfigEntry(key: "flush.policy", value: "always")], isInternal: true)
+        }
+        let startOffsets = try offsets(plan.source, count: count, position: request.startFrom, calls: calls)
+        let repartitionOffsets = repartitions ? try offsets(repartitionName, count: count, position: .latest, calls: calls) : []
+        let producerId = try producerIds.allocateRange(count: 2 * Int64(count)).lowerBound
+        let definition = ProcessorDefinition(name: request.name, sql: request.sql, state: .running,
+                                             generation: Self.newGeneration(metadata), producerId: producerId,
+                                             createdMs: ProcessorTaskRunner.nowMs(), startOffsets: startOffsets,
+                                             repartitionStartOffsets: repartitionOffsets)
+        try proposeAndWait(metadata, .putProcessor(name: request.name, definition: definition.encodeValue(), isNew: true))
+        logger.info("processor created", metadata: ["processor": "\(request.name)", "source": "\(plan.source)", "sink": "\(plan.sink)"])
+    }
+
+    /// Pauses, resumes or deletes a processor on the controller. Reset and replace are refused for now.
+    func alterProcessorInCluster(_ request: AlterProcessorRequest) throws {
+        let metadata = try controllerForProcessors()
+        guard let bytes = metadata.state.processors[request.name],
+              var definition = ProcessorDefinition.decode(name: request.name, value: bytes) else {
+            throw WireError(.unknownProcessor, "processor '\(request.name)' does not exist; 'sluice processor list' shows those that do")
+        }
+        switch request.action {
+        case .pause, .resume:
+            if case .pause = request.action { definition.state = .paused } else { definition.state = .running }
+            // Stored even when unchanged: applying it resumes failed tasks wherever they run.
+            try proposeAndWait(metadata, .putProcessor(name: request.name, definition: definition.encodeValue(), isNew: false))
+        case .delete(let deleteOutput):
+            try proposeAndWait(metadata, .deleteProcessor(name: request.name))
+            var doomed = [ProcessorManager.repartitionTopicName(request.name)]
+            if deleteOutput, let plan = try? ProcessorManager.bind(definition.sql, options: BindOptions()) {
+                doomed += [plan.sink] + (plan.lateRecordsTopic.map { [$0] } ?? [])
+            }
+            for topic in doomed where metadata.state.topics[topic] != nil {
+                try proposeAndWait(metadata, .deleteTopic(name: topic))
+            }
+        case .reset, .replace:
+            throw WireError(.invalidRequest, "reset and replace do not run in a cluster yet; delete the processor and create it again with the new query or start position")
+        }
+    }
+
+    /// The controller's metadata group, or `not_coordinator` naming the controller (the client follows it).
+    private func controllerForProcessors() throws -> MetadataReplica {
+        do {
+            return try requireController()
+        } catch let error as WireError where error.code == .notLeader {
+            throw WireError(.notCoordinator, error.message)
+        }
+    }
+
+    private func leaderCalls() throws -> LeaderCalls {
+        guard let calls = processors.cluster?.calls else { throw WireError(.brokerShuttingDown, "the processor runtime is not running") }
+        return calls
+    }
+
+    /// A generation no earlier incarnation of a processor of the same name had: the metadata index the
+    /// definition will be applied after. Checkpoints of a deleted processor of the same name never count.
+    private static func newGeneration(_ metadata: MetadataReplica) -> Int32 {
+        Int32(truncatingIfNeeded: (metadata.state.appliedIndex + 1) & 0x7fff_ffff)
+    }
+
+    /// Each partition's offset for `position`, asked of its leader.
+    private func offsets(_ topic: String, count: Int32, position: ProcessorStartPosition, calls: LeaderCalls) throws -> [Int64] {
+        let timestamp: Int64
+        switch position {
+        case .earliest: timestamp = ListOffsetsRequest.earliestTimestamp
+        case .latest: timestamp = ListOffsetsRequest.latestTimestamp
+        case .timestamp(let ms): timestamp = ms
+        }
+        do {
+            return try (0..<count).map { try calls.offset(.init(topic: topic, partition: $0), timestamp: timestamp) }
+        } catch let error as TaskOutputUnavailable {
+            throw WireError(.notEnoughReplicas, "cannot find where the processor starts: \(error.message); retry when the partitions have leaders")
+        }
+    }
+
+    /// Creates `name` through the metadata group unless it exists: placed like a client's topic with the
+    /// default replication factor, or on every broker (`everyBroker`: the checkpoints, which any broker
+    /// may need to read when it takes a task over).
+    private func ensureTopicInCluster(_ metadata: MetadataReplica, name: String, partitions: Int32, configs: [ConfigEntry],
+                                      isInternal: Bool, everyBroker: Bool = false) throws {
+        guard metadata.state.topics[name] == nil else { return }
+        let brokers = replicaManager?.cluster.ids ?? []
+        let command = try topicCommand(name: name, partitions: partitions, replicationFactor: everyBroker ? brokers.count : -1,
+                                       configs: configs, isInternal: isInternal, state: metadata.state)
+        do {
+            try proposeAndWait(metadata, command)
+        } catch let error as WireError where error.code == .topicAlreadyExists {
+            // Created meanwhile by another request: as good.
+        }
+    }
+
+    /// Proposes `command` and waits until it is applied; a rejection is thrown as the client's error.
+    private func proposeAndWait(_ metadata: MetadataReplica, _ command: MetadataCommand) throws {
+        if let rejection = metadata.state.check(command) { throw WireError(rejection.errorCode, rejection.message) }
+        let outcome: MetadataOutcome
+        do {
+            outcome = try metadata.propose(command, on: eventLoopGroup.next()).wait()
+        } catch ProposalError.notLeader {
+            throw WireError(.notCoordinator, "the controller changed before the change was stored; retry at the new one")
+        }
+        if case .rejected(let rejection) = outcome { throw WireError(rejection.errorCode, rejection.message) }
+    }
+}

@@ -1,0 +1,151 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import SluiceCore
+import SluiceRaft
+import SluiceWire
+
+/// Sends a broker's own requests about one partition to that partition's leader, wherever it is: this
+/// broker (answered in process) or another one (`PeerClient`). Processor tasks write their output and
+/// checkpoints this way; the controller asks leaders for a new processor's start offsets.
+///
+/// The leader is looked for among the partition's replicas: the one this broker's replica names, then the
+/// one that answered last time, then the assigned replicas with the preferred leader first. A replica that
+/// answers `not_leader` or cannot be reached sends the call on to the next; when none leads, the call
+/// fails with `TaskOutputUnavailable` (the caller tries again later).
+///
+/// Threads: the calls block until answered and must run off the event loops (the processor or I/O pool).
+final class LeaderCalls: @unchecked Sendable {
+    /// How long one attempt at one broker may take before the next replica is tried.
+    static let attemptTimeoutMs: Int64 = 12_000
+    /// The timeout a write asks the leader for: longer than an election, shorter than `attemptTimeoutMs`.
+    static let writeTimeoutMs: Int32 = 10_000
+    /// Most bytes of record batches one write request carries; more go in further requests, in order.
+    static let requestBytesMax = 1 << 20
+
+    private weak var broker: Broker?
+    private let peers: PeerClient
+    private let selfId: Int32
+    private let lock = NIOLock()
+    /// The broker that answered last, per partition.
+    private var lastLeaders: [TaskCheckpoint.OutputPosition: Int32] = [:]
+
+    init(broker: Broker, peers: PeerClient, selfId: Int32) {
+        self.broker = broker
+        self.peers = peers
+        self.selfId = selfId
+    }
+
+    // MARK: Calls
+
+    /// Appends `batches` to a partition through its leader, acks=all, in order (several requests when
+    /// they are large); returns once the leader has them committed.
+    func append(_ batches: [RecordBatch], to position: TaskCheckpoint.OutputPosition) throws {
+        var start = 0
+        while start < batches.count {
+            var end = start
+            var bytes = 0
+            while end < batches.count && (end == start || bytes + batches[end].bytes.count <= Self.requestBytesMax) {
+                bytes += batches[end].bytes.count
+                end += 1
+            }
+            var records = ByteBuffer()
+            records.reserveCapacity(bytes)
+            for batch in batches[start..<end] { records.writeBytes(batch.bytes) }
+            let request = ProduceRequest(acks: .all, timeoutMs: Self.writeTimeoutMs,
+                                         topics: [.init(name: position.topic, partitions: [.init(partition: position.partition, records: records)])])
+            _ = try call(position, api: .brokerProduce, request,
+                         local: { broker, loop in broker.produceInternally(request, eventLoop: loop) },
+                         decode: { try ProduceResponse.decode($0, version: 0) },
+                         error: { $0.topics.first?.partitions.first?.wireError })
+            start = end
+        }
+    }
+
+    /// How many records `producerId` has stored (committed) in the partition at epoch 0.
+    func recordsWritten(producerId: Int64, in position: TaskCheckpoint.OutputPosition) throws -> Int64 {
+        let request = DescribeProducersRequest(timeoutMs: Self.writeTimeoutMs, partitions: [
+            .init(topic: position.topic, partition: position.partition, producerId: producerId),
+        ])
+        let answer = try call(position, api: .describeProducers, request,
+                              local: { broker, loop in broker.describeProducers(request, eventLoop: loop) },
+                              decode: { try DescribeProducersResponse.decode($0, version: 0) },
+                              error: { $0.partitions.first?.wireError })
+        guard let entry = answer.partitions.first else { throw TaskOutputUnavailable(message: "DescribeProducers answered no partition") }
+        return entry.producerEpoch == 0 ? entry.recordsWritten : 0
+    }
+
+    /// The offset the partition's leader gives for `timestamp` (ListOffsets: −1 latest, −2 earliest).
+    func offset(_ position: TaskCheckpoint.OutputPosition, timestamp: Int64) throws -> Int64 {
+        let request = ListOffsetsRequest(topics: [.init(name: position.topic, partitions: [.init(partition: position.partition, timestamp: timestamp)])])
+        let answer = try call(position, api: .listOffsets, request,
+                              local: { broker, loop in loop.makeSucceededFuture(broker.listOffsets(request)) },
+                              decode: { try ListOffsetsResponse.decode($0, version: 0) },
+                              error: { $0.topics.first?.partitions.first?.wireError })
+        guard let offset = answer.topics.first?.partitions.first?.offset, offset >= 0 else {
+            throw TaskOutputUnavailable(message: "ListOffsets answered no offset for \(position.topic)-\(position.partition)")
+        }
+        return offset
+    }
+
+    // MARK: Routing
+
+    /// Tries the candidates in turn until one answers as the leader; a `not_leader` answer or an
+    /// unreachable broker moves on, any other error is thrown as it is (retriable ones as
+    /// `TaskOutputUnavailable`).
+    private func call<Request: WireMessage, Response: Sendable>(
+        _ position: TaskCheckpoint.OutputPosition, api: ApiKey, _ request: Request,
+        local: @escaping @Sendable (Broker, any EventLoop) -> EventLoopFuture<Response>,
+        decode: @escaping @Sendable (ByteBuffer) throws -> Response,
+        error: (Response) -> WireError?
+    ) throws -> Response {
+        guard let broker else { throw TaskOutputUnavailable(message: "the broker is shutting down") }
+        var last: WireError?
+        for node in candidates(position, broker) {
+            let future: EventLoopFuture<Response>
+            if node == selfId {
+                let loop = broker.eventLoopGroup.next()
+                future = loop.flatSubmit { local(broker, loop) }
+            } else {
+                future = peers.send(api, request, to: NodeID(node), timeoutMs: Self.attemptTimeoutMs, decode: decode)
+            }
+            do {
+                let response = try future.wait()
+                guard let failure = error(response) else {
+                    lock.withLock { lastLeaders[position] = node }
+                    return response
+                }
+                guard failure.code == .notLeader else { throw Self.classified(failure) }
+                last = failure
+            } catch let failure as WireError {
+                guard failure.code == .notLeader else { throw Self.classified(failure) }
+                last = failure
+            }
+        }
+        throw TaskOutputUnavailable(message: "no broker leads \(position.topic)-\(position.partition) now: \(last?.message ?? "no replica is known")")
+    }
+
+    /// Errors that time or a new leader may mend become `TaskOutputUnavailable`; the rest stay as they are.
+    private static func classified(_ error: WireError) -> any Error {
+        switch error.code {
+        case .notEnoughReplicas, .requestTimedOut, .brokerShuttingDown, .outOfOrderSequence:
+            // Out of order: a predecessor of this task on another broker wrote meanwhile, or the floors were
+            // read from a leader that then lost its last entries; both mend by starting from the checkpoint.
+            return TaskOutputUnavailable(message: error.message)
+        default:
+            return error
+        }
+    }
+
+    /// Where to look for the leader, best guess first, each broker once.
+    private func candidates(_ position: TaskCheckpoint.OutputPosition, _ broker: Broker) -> [Int32] {
+        var list: [Int32] = []
+        if let partition = try? broker.registry.partition(position.topic, position.partition),
+           let leader = partition.replica?.status.leader {
+            list.append(Int32(truncatingIfNeeded: leader))
+        }
+        if let last = lock.withLock({ lastLeaders[position] }) { list.append(last) }
+        list += broker.metadataReplica?.state.assignment(topic: position.topic, partition: position.partition) ?? []
+        var seen = Set<Int32>()
+        return list.filter { seen.insert($0).inserted }
+    }
+}
