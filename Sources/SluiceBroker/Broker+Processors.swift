@@ -23,7 +23,7 @@ extension Broker {
             return eventLoop.makeSucceededFuture(response(ListProcessorsResponse(processors: list), header))
         case .describeProcessor:
             let request = try DescribeProcessorRequest.decode(frame.body, version: header.apiVersion)
-            return onPool(eventLoop) { [self] in response(describeProcessor(request.name), header) }
+            return onPool(eventLoop) { [self] in response(describeProcessorResponse(request.name), header) }
         case .alterProcessor:
             let request = try AlterProcessorRequest.decode(frame.body, version: header.apiVersion)
             return onPool(eventLoop) { [self] in
@@ -53,7 +53,7 @@ extension Broker {
         }
     }
 
-    private func describeProcessor(_ name: String) -> DescribeProcessorResponse {
+    func describeProcessorResponse(_ name: String) -> DescribeProcessorResponse {
         do {
             let description = try processors.describe(name)
             let tasks = description.tasks.map { task in

@@ -1,3 +1,4 @@
+import Foundation
 import SluiceClient
 import SluiceCore
 import SluiceTestSupport
@@ -53,6 +54,45 @@ extension InProcessClusters {
         /// With a checkpoint every 10 ms the new leader resumes close to where the old one stopped; with one
         /// an hour none is taken after the start, so the new leader regenerates everything from the
         /// generation's start and must find every earlier result already stored.
+        /// (id, n) of each output value, in read order.
+        static func pairs(_ values: [String]) -> [(String, Int)] {
+            values.compactMap { value in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(value.utf8)) as? [String: Any],
+                      let id = object["id"] as? String, let n = (object["n"] as? NSNumber)?.intValue else { return nil }
+                return (id, n)
+            }
+        }
+
+        @Test("replace goes on from where the old query stopped; reset reprocesses from the start with the new query")
+        func replaceAndReset() async throws {
+            let cluster = ClusterHarness()
+            _ = try await cluster.startWithTopic("events", partitions: 3, replicationFactor: 3)
+            let client = cluster.client(1)
+            try await client.createProcessor(name: "copy", sql: Self.query, from: .earliest)
+            try await Self.produce(client, 0..<100)
+            #expect(try await Self.readCopies(client, count: 100).count == 100)
+
+            try await client.replaceProcessor("copy", sql: "INSERT INTO copies SELECT id, n + 1000 AS n FROM events WHERE n >= 0")
+            try await Self.produce(client, 100..<200)
+            let replaced = Self.pairs(try await Self.readCopies(client, count: 200))
+            // The old query wrote 0..<100 as they were; the new one only what came after, each once.
+            let plain = replaced.filter { $0.1 < 1000 }.map(\.1).sorted()
+            let shifted = replaced.filter { $0.1 >= 1000 }.map { $0.1 - 1000 }.sorted()
+            #expect(plain == Array(0..<100) && shifted == Array(100..<200),
+                    "plain \(plain.count) (\(plain.prefix(3))…), shifted \(shifted.count) (\(shifted.prefix(3))…)")
+
+            try await client.resetProcessor("copy", to: .earliest)
+            let reset = Self.pairs(try await Self.readCopies(client, count: 400))
+            let again = reset.filter { $0.1 >= 1000 }.map { $0.1 - 1000 }.sorted()
+            // The new generation reads everything again with the replaced query: 0..<200 once more.
+            #expect(reset.count == 400 && again == (Array(100..<200) + Array(0..<200)).sorted(), "read \(reset.count), shifted \(again.count)")
+            let description = try await client.describeProcessor("copy")
+            #expect(description.sql.contains("n + 1000"), "\(description.sql)")
+            #expect(description.tasks.map(\.partition) == [0, 1, 2], "\(description.tasks)")
+            await client.close()
+            await cluster.shutdown()
+        }
+
         @Test("a processor created through any broker runs on the leaders and writes each result once, also after its source leader stops",
               arguments: ["10", "3600000"])
         func exactlyOnceAcrossFailover(checkpointIntervalMs: String) async throws {

@@ -51,7 +51,7 @@ extension Broker {
         logger.info("processor created", metadata: ["processor": "\(request.name)", "source": "\(plan.source)", "sink": "\(plan.sink)"])
     }
 
-    /// Pauses, resumes or deletes a processor on the controller. Reset and replace are refused for now.
+    /// Pauses, resumes, resets, replaces or deletes a processor on the controller.
     func alterProcessorInCluster(_ request: AlterProcessorRequest) throws {
         let metadata = try controllerForProcessors()
         guard let bytes = metadata.state.processors[request.name],
@@ -72,8 +72,94 @@ extension Broker {
             for topic in doomed where metadata.state.topics[topic] != nil {
                 try proposeAndWait(metadata, .deleteTopic(name: topic))
             }
-        case .reset, .replace:
-            throw WireError(.invalidRequest, "reset and replace do not run in a cluster yet; delete the processor and create it again with the new query or start position")
+        case .reset(let position):
+            let plan = try ProcessorManager.bind(definition.sql, options: BindOptions())
+            let count = try sourcePartitionCount(metadata, plan)
+            definition.startOffsets = try offsets(plan.source, count: count, position: position, calls: try leaderCalls())
+            try startGeneration(metadata, &definition, plan: plan, count: count)
+        case .replace(let sql):
+            let old = try ProcessorManager.bind(definition.sql, options: BindOptions())
+            let plan = try processors.plan(sql)
+            guard plan.sink == old.sink else {
+                throw WireError(.invalidQuery, "the new query writes to '\(plan.sink)' but the processor's sink is '\(old.sink)'; replace keeps the sink — create a new processor for another one")
+            }
+            let count = try sourcePartitionCount(metadata, plan)
+            if plan.source == old.source {
+                // The new query goes on from where the old one had read to: its tasks stop first, each
+                // with a final checkpoint, which are read back once committed here.
+                definition.startOffsets = try stoppedPositions(metadata, definition, count: count)
+            } else {
+                definition.startOffsets = try offsets(plan.source, count: count, position: .earliest, calls: try leaderCalls())
+            }
+            definition.sql = sql
+            try startGeneration(metadata, &definition, plan: plan, count: count)
+        }
+    }
+
+    private func sourcePartitionCount(_ metadata: MetadataReplica, _ plan: ProcessorPlan) throws -> Int32 {
+        guard let source = metadata.state.topics[plan.source] else {
+            throw WireError(.unknownTopicOrPartition, "source topic '\(plan.source)' does not exist; create it first (sluice topic create \(plan.source))")
+        }
+        return Int32(source.partitionCount)
+    }
+
+    /// Stores `definition` as a new generation (its start offsets already set): a new generation number,
+    /// a new producer id range, running; aggregators start at the repartition topic's end.
+    private func startGeneration(_ metadata: MetadataReplica, _ definition: inout ProcessorDefinition, plan: ProcessorPlan, count: Int32) throws {
+        let repartitionName = ProcessorManager.repartitionTopicName(definition.name)
+        let repartitions = (plan.aggregation?.needsRepartition ?? false) && count > 1
+        if repartitions {
+            try ensureTopicInCluster(metadata, name: repartitionName, partitions: count,
+                                     configs: [ConfigEntry(key: "flush.policy", value: "always")], isInternal: true)
+        }
+        definition.repartitionStartOffsets = repartitions ? try offsets(repartitionName, count: count, position: .latest, calls: try leaderCalls()) : []
+        definition.generation = Self.newGeneration(metadata)
+        definition.producerId = try producerIds.allocateRange(count: 2 * Int64(count)).lowerBound
+        definition.state = .running
+        try proposeAndWait(metadata, .putProcessor(name: definition.name, definition: definition.encodeValue(), isNew: false))
+    }
+
+    /// Most time a replace waits for the old tasks to stop and their last checkpoints to arrive.
+    static let processorStopWaitMs: Int64 = 30_000
+
+    /// Where each source partition's task of `definition`'s generation stopped: the processor is paused
+    /// (its tasks write a final checkpoint), every reachable broker is asked until it runs none of its
+    /// tasks, a marker written through the checkpoints' leader shows when this broker's replica holds
+    /// everything committed before it, and the checkpoints are read from that replica. A partition
+    /// without a checkpoint of the generation starts where the generation did.
+    private func stoppedPositions(_ metadata: MetadataReplica, _ definition: ProcessorDefinition, count: Int32) throws -> [Int64] {
+        let calls = try leaderCalls()
+        if definition.state == .running {
+            var paused = definition
+            paused.state = .paused
+            try proposeAndWait(metadata, .putProcessor(name: definition.name, definition: paused.encodeValue(), isNew: false))
+        }
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(Self.processorStopWaitMs) * 1_000_000
+        for node in replicaManager?.cluster.ids ?? [] {
+            while true {
+                // A broker that cannot be reached runs nothing another broker leads; an unknown processor has no tasks.
+                guard let answer = try? calls.describeProcessor(definition.name, at: node), answer.error == .none,
+                      !answer.tasks.isEmpty else { break }
+                guard MonotonicClock.nowNanoseconds() < deadline else {
+                    throw WireError(.requestTimedOut, "broker \(node) still runs tasks of '\(definition.name)'; retry the replace")
+                }
+                // Another broker's tasks announce nothing when they stop: ask again shortly.
+                try? eventLoopGroup.next().scheduleTask(in: .milliseconds(50)) {}.futureResult.wait()
+            }
+        }
+        let checkpoints = ProcessorManager.checkpointsTopic
+        let marker = try RecordBatch.build(records: [Record(offset: 0, timestamp: ProcessorTaskRunner.nowMs(), key: Array("replace-marker".utf8), value: nil)])
+        let markerOffset = try calls.append([marker], to: .init(topic: checkpoints, partition: 0))
+        let replica = try registry.partition(checkpoints, 0)
+        guard replica.waitForHighWatermark(above: markerOffset, until: deadline, on: eventLoopGroup.next()) else {
+            throw WireError(.requestTimedOut, "this broker's copy of \(checkpoints) did not catch up; retry the replace")
+        }
+        let latest = processors.latestCheckpoints([definition.name])[definition.name] ?? [:]
+        return (0..<count).map { partition in
+            // A router's checkpoint when the query repartitions (task number count + p), else the query task's.
+            let checkpoint = [latest[count + partition], latest[partition]].compactMap { $0 }.first { $0.generation == definition.generation }
+            let start = Int(partition) < definition.startOffsets.count ? definition.startOffsets[Int(partition)] : 0
+            return checkpoint?.inputOffset ?? start
         }
     }
 
@@ -138,5 +224,26 @@ extension Broker {
             throw WireError(.notCoordinator, "the controller changed before the change was stored; retry at the new one")
         }
         if case .rejected(let rejection) = outcome { throw WireError(rejection.errorCode, rejection.message) }
+    }
+}
+
+extension Partition {
+    /// Blocks, off the event loops, until this replica's high watermark is above `offset` (true) or the
+    /// monotonic `deadline` passes (false). Woken by each commit, not by polling.
+    func waitForHighWatermark(above offset: Int64, until deadline: UInt64, on loop: any EventLoop) -> Bool {
+        while log.highWatermark <= offset {
+            let now = MonotonicClock.nowNanoseconds()
+            guard now < deadline else { return false }
+            // A promise takes its first result and ignores later ones: the wake-up or the timer.
+            let promise = loop.makePromise(of: Void.self)
+            guard let id = addWaiter({ promise.succeed(()) }) else { return false }
+            defer { removeWaiter(id) }
+            // A commit between the check and the registration woke nobody.
+            if log.highWatermark > offset { return true }
+            let timer = loop.scheduleTask(in: .nanoseconds(Int64(deadline - now))) { promise.succeed(()) }
+            try? promise.futureResult.wait()
+            timer.cancel()
+        }
+        return true
     }
 }

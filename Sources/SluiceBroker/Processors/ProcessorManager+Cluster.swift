@@ -168,7 +168,7 @@ extension ProcessorManager {
     /// `__processor_checkpoints` up to its high watermark (only committed checkpoints). A replica a little
     /// behind gives an older checkpoint, which is as good: the task replays more input and skips the output
     /// already stored.
-    private func latestCheckpoints(_ names: Set<String>) -> [String: [Int32: TaskCheckpoint]] {
+    func latestCheckpoints(_ names: Set<String>) -> [String: [Int32: TaskCheckpoint]] {
         guard let topic = registry.topic(Self.checkpointsTopic), let partition = topic.partitions.first else { return [:] }
         var latest: [String: [Int32: [UInt8]?]] = [:]
         do {

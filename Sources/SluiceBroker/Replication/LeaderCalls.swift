@@ -38,9 +38,12 @@ final class LeaderCalls: @unchecked Sendable {
     // MARK: Calls
 
     /// Appends `batches` to a partition through its leader, acks=all, in order (several requests when
-    /// they are large); returns once the leader has them committed.
-    func append(_ batches: [RecordBatch], to position: TaskCheckpoint.OutputPosition) throws {
+    /// they are large); returns once the leader has them committed, with the offset of the last
+    /// request's first record.
+    @discardableResult
+    func append(_ batches: [RecordBatch], to position: TaskCheckpoint.OutputPosition) throws -> Int64 {
         var start = 0
+        var baseOffset: Int64 = -1
         while start < batches.count {
             var end = start
             var bytes = 0
@@ -53,12 +56,23 @@ final class LeaderCalls: @unchecked Sendable {
             for batch in batches[start..<end] { records.writeBytes(batch.bytes) }
             let request = ProduceRequest(acks: .all, timeoutMs: Self.writeTimeoutMs,
                                          topics: [.init(name: position.topic, partitions: [.init(partition: position.partition, records: records)])])
-            _ = try call(position, api: .brokerProduce, request,
-                         local: { broker, loop in broker.produceInternally(request, eventLoop: loop) },
-                         decode: { try ProduceResponse.decode($0, version: 0) },
-                         error: { $0.topics.first?.partitions.first?.wireError })
+            let answer = try call(position, api: .brokerProduce, request,
+                                  local: { broker, loop in broker.produceInternally(request, eventLoop: loop) },
+                                  decode: { try ProduceResponse.decode($0, version: 0) },
+                                  error: { $0.topics.first?.partitions.first?.wireError })
+            baseOffset = answer.topics.first?.partitions.first?.baseOffset ?? -1
             start = end
         }
+        return baseOffset
+    }
+
+    /// Broker `node`'s answer to a DescribeProcessor for `name` (this broker answered in process).
+    func describeProcessor(_ name: String, at node: Int32) throws -> DescribeProcessorResponse {
+        guard let broker else { throw TaskOutputUnavailable(message: "the broker is shutting down") }
+        let request = DescribeProcessorRequest(name: name)
+        if node == selfId { return broker.describeProcessorResponse(name) }
+        return try peers.send(.describeProcessor, request, to: NodeID(node), timeoutMs: Self.attemptTimeoutMs,
+                              decode: { try DescribeProcessorResponse.decode($0, version: 0) }).wait()
     }
 
     /// How many records `producerId` has stored (committed) in the partition at epoch 0.
