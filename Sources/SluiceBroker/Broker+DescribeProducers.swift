@@ -51,11 +51,16 @@ extension Broker {
                 let status = group.status
                 guard status.isLeader else { throw notLeaderError(partition, leader: status.leader) }
             }
+            // The high watermark first: the table read after it may be newer (a new leader's, after this
+            // one stepped down and its suffix was replaced), but whatever it holds below this mark was
+            // committed. Read the other way round, an old entry could pass a high watermark that moved
+            // over a replaced suffix.
+            let highWatermark = partition.log.highWatermark
             guard let progress = partition.producerProgress(entry.producerId) else {
                 return .answered(.init(topic: entry.topic, partition: entry.partition, producerEpoch: -1, recordsWritten: 0))
             }
             // Alone, the table holds only what was appended here, and no leader change can take it back.
-            if replicaManager != nil, partition.log.highWatermark <= progress.lastOffset { return .uncommitted(partition) }
+            if replicaManager != nil, highWatermark <= progress.lastOffset { return .uncommitted(partition) }
             return .answered(.init(topic: entry.topic, partition: entry.partition, producerEpoch: progress.epoch,
                                    recordsWritten: progress.recordsWritten))
         } catch {

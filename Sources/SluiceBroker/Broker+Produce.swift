@@ -55,8 +55,8 @@ extension Broker {
 
     /// Phase one, run for one connection's produce requests strictly in arrival order: validate and
     /// write every batch (so an idempotent producer's pipelined batches are checked in sequence order).
-    /// Partitions of internal topics are refused unless `allowInternal` (BrokerProduce: a broker's own
-    /// writes, such as processor checkpoints).
+    /// Partitions of internal topics are refused, except, with `allowInternal` (BrokerProduce: a broker's
+    /// own writes), the ones processor tasks write: checkpoints and repartition topics.
     func writeProduce(_ request: ProduceRequest, allowInternal: Bool, eventLoop: any EventLoop) -> WrittenProduce {
         let api: ApiKey = allowInternal ? .brokerProduce : .produce
         var items: [WrittenProduce.Item] = []
@@ -64,7 +64,7 @@ extension Broker {
             for requested in topic.partitions {
                 do {
                     let partition = try registry.partition(topic.name, requested.partition)
-                    if !allowInternal, registry.topic(topic.name)?.isInternal == true {
+                    if registry.topic(topic.name)?.isInternal == true, !(allowInternal && ProcessorManager.writtenByTasks(topic.name)) {
                         throw WireError(.invalidTopic, "'\(topic.name)' is an internal topic; clients cannot produce to it")
                     }
                     if replicaManager != nil, partition.replica == nil {

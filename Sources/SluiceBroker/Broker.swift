@@ -308,6 +308,10 @@ public final class Broker: @unchecked Sendable {
                 return written.flatMap { [self] written in answerProduce(written, api: .produce, eventLoop: eventLoop) }
                     .map { [self] answer in request.acks == .none ? .none : response(answer, header) }
             case .brokerProduce:
+                // Only brokers of a cluster forward writes; alone, tasks write their partitions directly.
+                guard replicaManager != nil else {
+                    throw WireError(.invalidRequest, "BrokerProduce is for brokers started with --cluster; this broker runs alone (use Produce)")
+                }
                 let request = try ProduceRequest.decode(frame.body, version: header.apiVersion)
                 return produceInternally(request, eventLoop: eventLoop)
                     .map { [self] answer in request.acks == .none ? .none : response(answer, header) }

@@ -29,31 +29,18 @@ struct BrokerProduceTests {
         try ProduceFetchTests.batch((first..<first + count).map { "v\($0)" }, producerId: producerId, epoch: epoch, sequence: Int32(first))
     }
 
-    @Test("BrokerProduce writes to __processor_checkpoints, which plain Produce refuses")
-    func brokerProduceWritesInternalTopic() async throws {
+    @Test("a broker alone refuses BrokerProduce (its tasks write directly) and Produce to an internal topic")
+    func brokerProduceAlone() async throws {
         let harness = try await BrokerHarness.start()
         let client = harness.client()
         let topic = ProcessorManager.checkpointsTopic
         #expect(harness.broker.registry.topic(topic) != nil, "the broker creates \(topic) at start")
-
         let refused = try await Self.produce(client, .produce, topic: topic, try ProduceFetchTests.batch(["client"]))
         #expect(refused.error == .invalidTopic, "\(refused.errorMessage ?? "")")
         #expect(refused.errorMessage?.contains("internal topic") == true)
-
-        let written = try await Self.produce(client, .brokerProduce, topic: topic, try ProduceFetchTests.batch(["broker-1", "broker-2"]))
-        #expect(written.error == .none, "\(written.errorMessage ?? "")")
-        #expect(written.baseOffset >= 0)
-        let again = try await Self.produce(client, .brokerProduce, topic: topic, try ProduceFetchTests.batch(["broker-3"]))
-        #expect(again.baseOffset == written.baseOffset + 2)
-        let stored = try await ProduceFetchTests.fetchAll(client, topic: topic, from: written.baseOffset)
-        #expect(stored.map { String(decoding: $0.value ?? [], as: UTF8.self) } == ["broker-1", "broker-2", "broker-3"])
-
-        // Everything else is Produce's: a missing partition and a corrupt batch get Produce's errors.
-        let missing = try await Self.produce(client, .brokerProduce, topic: topic, partition: 99, try ProduceFetchTests.batch(["x"]))
-        #expect(missing.error == .unknownTopicOrPartition)
-        var corrupt = try ProduceFetchTests.batch(["x"])
-        corrupt.setInteger(UInt8(0xFF), at: corrupt.writerIndex - 1)
-        #expect(try await Self.produce(client, .brokerProduce, topic: topic, corrupt).error == .corruptMessage)
+        await #expect(throws: SluiceClientError.self) {
+            _ = try await Self.produce(client, .brokerProduce, topic: topic, try ProduceFetchTests.batch(["broker"]))
+        }
         await client.close()
         await harness.stop()
     }
@@ -135,6 +122,15 @@ extension InProcessClusters {
                 #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
             }
             let entry = DescribeProducersRequest.Partition(topic: "dpc", partition: 0, producerId: producerId)
+
+            // BrokerProduce writes like Produce, and of the internal topics only those processor tasks write.
+            let written = try await BrokerProduceTests.produce(client, .brokerProduce, topic: "dpc", try ProduceFetchTests.batch(["broker-1", "broker-2"]))
+            #expect(written.error == .none && written.baseOffset >= 0, "\(written.errorMessage ?? "")")
+            let offsets = try await BrokerProduceTests.produce(client, .brokerProduce, topic: "__consumer_offsets", try ProduceFetchTests.batch(["x"]))
+            #expect(offsets.error == .invalidTopic, "\(offsets.errorMessage ?? "")")
+            var corrupt = try ProduceFetchTests.batch(["x"])
+            corrupt.setInteger(UInt8(0xFF), at: corrupt.writerIndex - 1)
+            #expect(try await BrokerProduceTests.produce(client, .brokerProduce, topic: "dpc", corrupt).error == .corruptMessage)
 
             let followerClient = cluster.client(follower)
             let refused = try await BrokerProduceTests.describe(followerClient, [entry])

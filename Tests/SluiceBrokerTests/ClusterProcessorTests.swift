@@ -36,9 +36,12 @@ extension InProcessClusters {
                 for record in try await consumer.poll() { values.append(String(decoding: record.value ?? [], as: UTF8.self)) }
                 return values.count >= count
             }
-            // Whatever else is stored comes now: a duplicate written late would show here.
+            // Then on to the end of every partition: a duplicate stored by then shows here.
             if values.count >= count {
-                for record in try await consumer.poll() { values.append(String(decoding: record.value ?? [], as: UTF8.self)) }
+                _ = try await pollUntil(timeoutMs: 10_000) {
+                    for record in try await consumer.poll() { values.append(String(decoding: record.value ?? [], as: UTF8.self)) }
+                    return await consumer.reachedEnd
+                }
             }
             await consumer.close()
             return values

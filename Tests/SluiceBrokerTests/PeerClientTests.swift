@@ -147,26 +147,41 @@ struct PeerClientTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("timeout: a silent broker times the request out; its late answer is consumed in order; other brokers unaffected")
+    @Test("timeout: a silent broker's connection is closed when its oldest request times out; a later timed-out request's answer is consumed in order; other brokers unaffected")
     func timeout() async throws {
         let silent = try await HeldServer.start()
         let broker = try await BrokerHarness.start("peer-client-timeout")
         let (client, group) = Self.makeClient([2: silent.port, 3: broker.port])
         var received = silent.received.makeAsyncIterator()
 
-        let timedOut = await Self.failure(client.send(.apiVersions, ApiVersionsRequest(), to: 2, timeoutMs: 200, decode: Self.decodeApiVersions))
-        #expect(timedOut?.code == .requestTimedOut)
+        // The oldest request gets no answer in time: the broker is stuck, its connection is dropped, and
+        // the request queued behind it fails as unreachable (its caller tries another replica).
+        let stuck = client.send(.apiVersions, ApiVersionsRequest(), to: 2, timeoutMs: 200, decode: Self.decodeApiVersions)
+        let queued = client.send(.apiVersions, ApiVersionsRequest(), to: 2, timeoutMs: 30_000, decode: Self.decodeApiVersions)
+        let oldConnection = try #require(await received.next()).channel
+        _ = try #require(await received.next())
+        #expect(await Self.failure(stuck)?.code == .requestTimedOut)
+        #expect(await Self.failure(queued)?.code == PeerClient.unreachableCode)
         let versions = try await client.send(.apiVersions, ApiVersionsRequest(), to: 3, timeoutMs: 10_000, decode: Self.decodeApiVersions).get()
         #expect(!versions.apis.isEmpty)
 
-        // A second request behind the timed-out one; the late answer to the first must not be taken for it.
-        let second = client.send(.apiVersions, ApiVersionsRequest(), to: 2, timeoutMs: 30_000, decode: Self.decodeApiVersions)
+        // A later request times out behind one still waiting: the connection stays, and the late answer
+        // to the timed-out request is consumed in order, never taken for the next request's.
+        let waiting = client.send(.apiVersions, ApiVersionsRequest(), to: 2, timeoutMs: 30_000, decode: Self.decodeApiVersions)
+        let impatient = client.send(.apiVersions, ApiVersionsRequest(), to: 2, timeoutMs: 200, decode: Self.decodeApiVersions)
         let first = try #require(await received.next())
-        let behind = try #require(await received.next())
-        #expect(first.channel === behind.channel, "both requests travel on one connection")
-        first.answer(ApiVersionsResponse(apis: [], brokerSoftware: "late answer to the first"))
-        behind.answer(ApiVersionsResponse(apis: [], brokerSoftware: "answer to the second"))
-        #expect(try await second.get().brokerSoftware == "answer to the second")
+        let second = try #require(await received.next())
+        #expect(first.channel !== oldConnection, "the stuck connection was replaced")
+        #expect(first.channel === second.channel, "both requests travel on one connection")
+        #expect(await Self.failure(impatient)?.code == .requestTimedOut)
+        first.answer(ApiVersionsResponse(apis: [], brokerSoftware: "answer to the waiting one"))
+        second.answer(ApiVersionsResponse(apis: [], brokerSoftware: "late answer to the impatient one"))
+        #expect(try await waiting.get().brokerSoftware == "answer to the waiting one")
+        let next = client.send(.apiVersions, ApiVersionsRequest(), to: 2, timeoutMs: 30_000, decode: Self.decodeApiVersions)
+        let third = try #require(await received.next())
+        #expect(third.channel === first.channel)
+        third.answer(ApiVersionsResponse(apis: [], brokerSoftware: "answer to the next"))
+        #expect(try await next.get().brokerSoftware == "answer to the next")
 
         client.shutdown()
         await broker.stop()

@@ -264,7 +264,10 @@ extension ClusterMetadata {
     /// The processor section: a u32 count, then per processor (ascending name bytes) its name and its
     /// definition, each checked as apply checks them.
     private static func readProcessors(_ reader: inout MetadataReader) throws(MetadataFormatError) -> [String: [UInt8]] {
+        let countStart = reader.position
         let count = try reader.count(UInt32.self, "processor", limit: MetadataLimits.processorsMax)
+        // The flag is set exactly when there are processors: an empty section would not encode back the same.
+        guard count > 0 else { throw reader.failure(.invalidState("the processor flag is set but the section is empty"), at: countStart) }
         var processors: [String: [UInt8]] = [:]
         var previous: String?
         for _ in 0..<count {

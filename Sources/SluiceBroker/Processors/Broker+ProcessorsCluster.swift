@@ -13,6 +13,17 @@ import SluiceWire
 extension Broker {
     /// Creates processor `request.name` on the controller (this broker must be it).
     func createProcessorInCluster(_ request: CreateProcessorRequest) throws {
+        try processors.clusterAdminLock.withLock { try createProcessorSerially(request) }
+    }
+
+    /// Pauses, resumes, resets, replaces or deletes a processor on the controller. One admin change at a
+    /// time: each reads the definition it changes and the applied index its generation comes from, and a
+    /// pause must not be undone by a replace that read the definition before it.
+    func alterProcessorInCluster(_ request: AlterProcessorRequest) throws {
+        try processors.clusterAdminLock.withLock { try alterProcessorSerially(request) }
+    }
+
+    private func createProcessorSerially(_ request: CreateProcessorRequest) throws {
         let metadata = try controllerForProcessors()
         let calls = try leaderCalls()
         try ProcessorManager.validateName(request.name)
@@ -51,8 +62,7 @@ extension Broker {
         logger.info("processor created", metadata: ["processor": "\(request.name)", "source": "\(plan.source)", "sink": "\(plan.sink)"])
     }
 
-    /// Pauses, resumes, resets, replaces or deletes a processor on the controller.
-    func alterProcessorInCluster(_ request: AlterProcessorRequest) throws {
+    private func alterProcessorSerially(_ request: AlterProcessorRequest) throws {
         let metadata = try controllerForProcessors()
         guard let bytes = metadata.state.processors[request.name],
               var definition = ProcessorDefinition.decode(name: request.name, value: bytes) else {
@@ -87,7 +97,8 @@ extension Broker {
             if plan.source == old.source {
                 // The new query goes on from where the old one had read to: its tasks stop first, each
                 // with a final checkpoint, which are read back once committed here.
-                definition.startOffsets = try stoppedPositions(metadata, definition, count: count)
+                let routed = (old.aggregation?.needsRepartition ?? false) && count > 1
+                definition.startOffsets = try stoppedPositions(metadata, definition, count: count, routed: routed)
             } else {
                 definition.startOffsets = try offsets(plan.source, count: count, position: .earliest, calls: try leaderCalls())
             }
@@ -127,7 +138,7 @@ extension Broker {
     /// tasks, a marker written through the checkpoints' leader shows when this broker's replica holds
     /// everything committed before it, and the checkpoints are read from that replica. A partition
     /// without a checkpoint of the generation starts where the generation did.
-    private func stoppedPositions(_ metadata: MetadataReplica, _ definition: ProcessorDefinition, count: Int32) throws -> [Int64] {
+    private func stoppedPositions(_ metadata: MetadataReplica, _ definition: ProcessorDefinition, count: Int32, routed: Bool) throws -> [Int64] {
         let calls = try leaderCalls()
         if definition.state == .running {
             var paused = definition
@@ -137,9 +148,11 @@ extension Broker {
         let deadline = MonotonicClock.nowNanoseconds() + UInt64(Self.processorStopWaitMs) * 1_000_000
         for node in replicaManager?.cluster.ids ?? [] {
             while true {
-                // A broker that cannot be reached runs nothing another broker leads; an unknown processor has no tasks.
+                // "paused" means the broker applied the pause, whose application stopped its tasks (routers
+                // too, which describe does not list) after their final checkpoints. A broker that cannot
+                // be reached runs nothing another broker leads; an unknown processor has no tasks.
                 guard let answer = try? calls.describeProcessor(definition.name, at: node), answer.error == .none,
-                      !answer.tasks.isEmpty else { break }
+                      answer.state != "paused" else { break }
                 guard MonotonicClock.nowNanoseconds() < deadline else {
                     throw WireError(.requestTimedOut, "broker \(node) still runs tasks of '\(definition.name)'; retry the replace")
                 }
@@ -156,20 +169,28 @@ extension Broker {
         }
         let latest = processors.latestCheckpoints([definition.name])[definition.name] ?? [:]
         return (0..<count).map { partition in
-            // A router's checkpoint when the query repartitions (task number count + p), else the query task's.
-            let checkpoint = [latest[count + partition], latest[partition]].compactMap { $0 }.first { $0.generation == definition.generation }
+            // A router's checkpoint when the old query repartitioned (task number count + p; task p is then
+            // the aggregator, whose offsets are in the repartition topic), else the query task's.
+            let checkpoint = latest[routed ? count + partition : partition].flatMap { $0.generation == definition.generation ? $0 : nil }
             let start = Int(partition) < definition.startOffsets.count ? definition.startOffsets[Int(partition)] : 0
             return checkpoint?.inputOffset ?? start
         }
     }
 
     /// The controller's metadata group, or `not_coordinator` naming the controller (the client follows it).
+    /// Only a controller that has committed an entry of its term has applied every earlier change: the
+    /// definition it reads is current and the generation it takes from its applied index is new.
     private func controllerForProcessors() throws -> MetadataReplica {
+        let metadata: MetadataReplica
         do {
-            return try requireController()
+            metadata = try requireController()
         } catch let error as WireError where error.code == .notLeader {
             throw WireError(.notCoordinator, error.message)
         }
+        guard metadata.group?.leadsCaughtUp == true else {
+            throw WireError(.notCoordinator, "broker \(config.nodeId) was just elected controller and is catching up with the metadata log; retry shortly")
+        }
+        return metadata
     }
 
     private func leaderCalls() throws -> LeaderCalls {

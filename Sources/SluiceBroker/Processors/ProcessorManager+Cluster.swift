@@ -16,12 +16,20 @@ extension ProcessorManager {
     /// partition's leader is caught up.
     static let reconcileIntervalMs: Int64 = 250
 
+    /// Serialises the controller's processor admin changes (`Broker+ProcessorsCluster.swift`).
+    var clusterAdminLock: NIOLock {
+        guard let cluster else { preconditionFailure("clusterAdminLock outside cluster mode") }
+        return cluster.adminLock
+    }
+
     /// What the cluster mode keeps.
     final class ClusterState: @unchecked Sendable {
         /// Writes through the partitions' leaders.
         let output: any TaskOutput
         /// Calls to partition leaders, for the controller's admin work.
         let calls: LeaderCalls
+        /// One processor admin change at a time on the controller.
+        let adminLock = NIOLock()
         /// Guards the fields below.
         let lock = NIOLock()
         var timer: RepeatedTask?

@@ -18,21 +18,55 @@ final class ProcessorManager: @unchecked Sendable {
     static let checkpointsTopic = "__processor_checkpoints"
     /// The checkpoints topic's settings: an internal topic's, with small segments, because checkpoints are
     /// large and rewritten every second and small segments let compaction reclaim them soon.
-    static let checkpointsConfigs = InternalTopic.configs + [ConfigEntry(key: "segment.bytes", value: "\(64 << 20)")]
+    /// Batches up to the log's own ceiling: an engine checkpoint may take `TaskCheckpoint.engineBytesMax`
+    /// (48 MiB), and in a cluster it is produced (BrokerProduce), which applies `max.message.bytes`.
+    static let checkpointsConfigs = InternalTopic.configs + [
+        ConfigEntry(key: "segment.bytes", value: "\(64 << 20)"),
+        ConfigEntry(key: "max.message.bytes", value: "\(TopicConfig.maxMessageBytesCeiling)"),
+    ]
     /// Most processors a broker holds.
     static let processorsMax = 1_000
     /// Sample records per source partition read to learn its column names for did-you-mean errors.
     static let sampleRecordsPerPartition: Int64 = 64
 
     /// One processor: its stored definition and what runs it.
+    ///
+    /// Threads: changed under the manager's `adminLock` (one writer at a time); read from anywhere (list on
+    /// an event loop, describe on the I/O pool), so every field is read and written under its own lock —
+    /// a reader never sees a value half-written, and a writer's change of several fields is not atomic.
     final class Entry: @unchecked Sendable {
-        var definition: ProcessorDefinition
-        var plan: ProcessorPlan?
-        var runners: [ProcessorTaskRunner] = []
-        /// Why the processor could not start (its SQL no longer binds, its source is gone).
-        var error: String?
+        private struct Fields {
+            var definition: ProcessorDefinition
+            var plan: ProcessorPlan?
+            var runners: [ProcessorTaskRunner] = []
+            var error: String?
+        }
 
-        init(definition: ProcessorDefinition) { self.definition = definition }
+        private let lock = NIOLock()
+        private var fields: Fields
+
+        init(definition: ProcessorDefinition) { fields = Fields(definition: definition) }
+
+        var definition: ProcessorDefinition {
+            get { lock.withLock { fields.definition } }
+            set { lock.withLock { fields.definition = newValue } }
+        }
+
+        var plan: ProcessorPlan? {
+            get { lock.withLock { fields.plan } }
+            set { lock.withLock { fields.plan = newValue } }
+        }
+
+        var runners: [ProcessorTaskRunner] {
+            get { lock.withLock { fields.runners } }
+            set { lock.withLock { fields.runners = newValue } }
+        }
+
+        /// Why the processor could not start (its SQL no longer binds, its source is gone).
+        var error: String? {
+            get { lock.withLock { fields.error } }
+            set { lock.withLock { fields.error = newValue } }
+        }
     }
 
     let registry: TopicRegistry
@@ -196,6 +230,11 @@ final class ProcessorManager: @unchecked Sendable {
     }
 
     static func repartitionTopicName(_ processor: String) -> String { "__repartition." + processor }
+
+    /// The internal topics processor tasks write to, and so the only ones BrokerProduce accepts.
+    static func writtenByTasks(_ topic: String) -> Bool {
+        topic == checkpointsTopic || topic.hasPrefix("__repartition.")
+    }
 
     /// The processor's repartition topic, created if missing: as many partitions as the source, fsynced
     /// before a router goes on (an aggregator may only read what a crash cannot take back).

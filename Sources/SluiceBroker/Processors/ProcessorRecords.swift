@@ -60,7 +60,9 @@ struct ProcessorDefinition: Sendable, Hashable {
             let createdMs = try reader.readInt64("created")
             let offsets = try reader.readArray("start offsets") { try $0.readInt64("offset") }
             let repartitionOffsets = try reader.readArray("repartition start offsets") { try $0.readInt64("offset") }
-            guard sql.utf8.count <= sqlBytesMax, offsets.count <= partitionsMax, repartitionOffsets.count <= partitionsMax,
+            // Nothing may follow: the cluster metadata stores these bytes as they came, and two brokers
+            // must not keep different bytes for one definition.
+            guard reader.remaining == 0, sql.utf8.count <= sqlBytesMax, offsets.count <= partitionsMax, repartitionOffsets.count <= partitionsMax,
                   (offsets + repartitionOffsets).allSatisfy({ $0 >= 0 }) else { return nil }
             return ProcessorDefinition(name: name, sql: sql, state: state, generation: generation, producerId: producerId,
                                        createdMs: createdMs, startOffsets: offsets, repartitionStartOffsets: repartitionOffsets)

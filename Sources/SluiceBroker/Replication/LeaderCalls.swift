@@ -118,7 +118,7 @@ final class LeaderCalls: @unchecked Sendable {
             let future: EventLoopFuture<Response>
             if node == selfId {
                 let loop = broker.eventLoopGroup.next()
-                future = loop.flatSubmit { local(broker, loop) }
+                future = Self.bounded(loop.flatSubmit { local(broker, loop) }, on: loop, api: api)
             } else {
                 future = peers.send(api, request, to: NodeID(node), timeoutMs: Self.attemptTimeoutMs, decode: decode)
             }
@@ -128,14 +128,38 @@ final class LeaderCalls: @unchecked Sendable {
                     lock.withLock { lastLeaders[position] = node }
                     return response
                 }
-                guard failure.code == .notLeader else { throw Self.classified(failure) }
+                guard Self.movesOn(failure) else { throw Self.classified(failure) }
                 last = failure
             } catch let failure as WireError {
-                guard failure.code == .notLeader else { throw Self.classified(failure) }
+                guard Self.movesOn(failure) else { throw Self.classified(failure) }
                 last = failure
             }
         }
+        // Every replica refused. A topic the metadata no longer holds was deleted: that is for good.
+        if broker.metadataReplica?.state.topics[position.topic] == nil {
+            throw WireError(.unknownTopicOrPartition, "topic '\(position.topic)' does not exist any more")
+        }
         throw TaskOutputUnavailable(message: "no broker leads \(position.topic)-\(position.partition) now: \(last?.message ?? "no replica is known")")
+    }
+
+    /// Answers after which the next replica is tried: not the leader, unreachable (PeerClient's code), no
+    /// answer in time (a stuck broker), or a broker that has not applied the topic's creation yet.
+    private static func movesOn(_ error: WireError) -> Bool {
+        [.notLeader, .requestTimedOut, .unknownTopicOrPartition].contains(error.code)
+    }
+
+    /// `future`, failed with `request_timed_out` when it has not completed within `attemptTimeoutMs`:
+    /// an in-process call waits on this broker's own pools, which are bounded.
+    private static func bounded<Response>(_ future: EventLoopFuture<Response>, on loop: any EventLoop, api: ApiKey) -> EventLoopFuture<Response> {
+        let promise = loop.makePromise(of: Response.self)
+        let timer = loop.scheduleTask(in: .milliseconds(attemptTimeoutMs)) {
+            promise.fail(WireError(.requestTimedOut, "this broker did not answer its own \(api) within \(attemptTimeoutMs) ms"))
+        }
+        future.whenComplete { result in
+            timer.cancel()
+            promise.completeWith(result)
+        }
+        return promise.futureResult
     }
 
     /// Errors that time or a new leader may mend become `TaskOutputUnavailable`; the rest stay as they are.

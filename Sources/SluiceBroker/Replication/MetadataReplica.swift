@@ -62,7 +62,7 @@ final class MetadataReplica: RaftGroupDelegate, @unchecked Sendable {
     func load() throws {
         try FileSystem.createDirectory(directory)
         let path = directory + "/" + Self.snapshotFile
-        guard let bytes = try FileSystem.readSmallFile(path, limit: 64 << 20) else { return }
+        guard let bytes = try FileSystem.readSmallFile(path, limit: ClusterMetadata.snapshotBytesMax) else { return }
         do {
             let saved = try ClusterMetadata.decodeSnapshot(bytes)
             lock.withLock { current = saved }

@@ -132,8 +132,9 @@ final class PeerClient: @unchecked Sendable {
         peer.eventLoop.assertInEventLoop()
         guard !isStopped else { return pending.fail(Self.shuttingDown()) }
         guard peer.pendingCount < Self.pendingRequestsMax else { return refuseOverflow(pending, on: peer) }
-        pending.timeout = peer.eventLoop.scheduleTask(in: .milliseconds(max(0, timeoutMs))) { [api = pending.api, id = peer.id] in
+        pending.timeout = peer.eventLoop.scheduleTask(in: .milliseconds(max(0, timeoutMs))) { [self, api = pending.api, id = peer.id] in
             pending.expire(WireError(.requestTimedOut, "no answer from broker \(id) to \(api) within \(timeoutMs) ms"))
+            closeIfStuck(peer)
         }
         if let connection = peer.connection {
             connection.handler.write([pending], on: connection.channel)
@@ -143,16 +144,23 @@ final class PeerClient: @unchecked Sendable {
         if !peer.connecting { connect(peer) }
     }
 
-    /// Fails a request beyond `pendingRequestsMax`. When even the oldest request on the connection has
-    /// timed out, the broker has stopped answering: the connection is closed so that the next send
-    /// starts afresh instead of failing here until the operating system notices.
+    /// Fails a request beyond `pendingRequestsMax`.
     private func refuseOverflow(_ pending: PeerRequest, on peer: PeerClientPeer) {
         pending.fail(WireError(.requestTimedOut,
             "not sent: \(Self.pendingRequestsMax) requests already wait for broker \(peer.id) (pendingRequestsMax); it is slow or stuck, retry later"))
+        closeIfStuck(peer)
+    }
+
+    /// Closes the connection when its oldest request timed out: answers come in order, so the broker has
+    /// answered nothing for that long and is stuck (a paused process keeps its connections open). The
+    /// requests behind it fail as unreachable, so callers move on to another replica, and the next send
+    /// connects afresh. Callers give timeouts above any wait the broker itself may take before answering.
+    private func closeIfStuck(_ peer: PeerClientPeer) {
         guard let connection = peer.connection, connection.handler.oldestTimedOut else { return }
         logger.warning("closing a connection to a broker that stopped answering", metadata: ["peer": "\(peer.id)"])
         connection.handler.failAll(WireError(Self.unreachableCode, "broker \(peer.id) stopped answering; the connection was closed"))
         connection.channel.close(promise: nil)
+        peer.connection = nil
     }
 
     private func connect(_ peer: PeerClientPeer) {
