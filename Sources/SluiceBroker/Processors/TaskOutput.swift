@@ -83,7 +83,7 @@ struct ClusterTaskOutput: TaskOutput {
     }
 
     func append(_ batches: [(TaskCheckpoint.OutputPosition, [RecordBatch])]) throws {
-        for (position, list) in batches { try calls.append(list, to: position) }
+        try calls.append(batches)
     }
 
     func storeCheckpoint(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {

@@ -51,19 +51,65 @@ final class LeaderCalls: @unchecked Sendable {
                 bytes += batches[end].bytes.count
                 end += 1
             }
-            var records = ByteBuffer()
-            records.reserveCapacity(bytes)
-            for batch in batches[start..<end] { records.writeBytes(batch.bytes) }
-            let request = ProduceRequest(acks: .all, timeoutMs: Self.writeTimeoutMs,
-                                         topics: [.init(name: position.topic, partitions: [.init(partition: position.partition, records: records)])])
+            let request = Self.produceRequest(batches[start..<end], bytes: bytes, to: position)
             let answer = try call(position, api: .brokerProduce, request,
                                   local: { broker, loop in broker.produceInternally(request, eventLoop: loop) },
-                                  decode: { try ProduceResponse.decode($0, version: 0) },
-                                  error: { $0.topics.first?.partitions.first?.wireError })
+                                  decode: Self.decodeProduce, error: Self.produceError)
             baseOffset = answer.topics.first?.partitions.first?.baseOffset ?? -1
             start = end
         }
         return baseOffset
+    }
+
+    /// Appends to several partitions at once: each partition whose batches fit one request is sent to its
+    /// likely leader right away, all before any answer is awaited, so a step costs one round of commits
+    /// rather than one per partition. A partition whose first try fails (not the leader, unreachable),
+    /// and one needing several requests, then goes the ordinary way, replica by replica. Resending a batch
+    /// is safe: it carries its producer id and sequence, and the leader answers a repeat as a duplicate.
+    func append(_ all: [(TaskCheckpoint.OutputPosition, [RecordBatch])]) throws {
+        guard let broker else { throw TaskOutputUnavailable(message: "the broker is shutting down") }
+        var started: [(position: TaskCheckpoint.OutputPosition, node: Int32, answer: EventLoopFuture<ProduceResponse>)] = []
+        var later: [TaskCheckpoint.OutputPosition] = []
+        for (position, batches) in all {
+            let bytes = batches.reduce(0) { $0 + $1.bytes.count }
+            guard batches.count == 1 || bytes <= Self.requestBytesMax, let node = candidates(position, broker).first else {
+                later.append(position)
+                continue
+            }
+            let request = Self.produceRequest(batches[...], bytes: bytes, to: position)
+            started.append((position, node, attempt(node, api: .brokerProduce, request, broker: broker, decode: Self.decodeProduce,
+                                                    local: { broker, loop in broker.produceInternally(request, eventLoop: loop) })))
+        }
+        for (position, node, answer) in started {
+            do {
+                let response = try answer.wait()
+                if let failure = Self.produceError(response) {
+                    guard Self.movesOn(failure) else { throw Self.classified(failure) }
+                    later.append(position)
+                } else {
+                    lock.withLock { lastLeaders[position] = node }
+                }
+            } catch let failure as WireError {
+                guard Self.movesOn(failure) else { throw Self.classified(failure) }
+                later.append(position)
+            }
+        }
+        let batches = Dictionary(all, uniquingKeysWith: { first, _ in first })
+        for position in later { try append(batches[position] ?? [], to: position) }
+    }
+
+    private static func produceRequest(_ batches: ArraySlice<RecordBatch>, bytes: Int, to position: TaskCheckpoint.OutputPosition) -> ProduceRequest {
+        var records = ByteBuffer()
+        records.reserveCapacity(bytes)
+        for batch in batches { records.writeBytes(batch.bytes) }
+        return ProduceRequest(acks: .all, timeoutMs: writeTimeoutMs,
+                              topics: [.init(name: position.topic, partitions: [.init(partition: position.partition, records: records)])])
+    }
+
+    private static let decodeProduce: @Sendable (ByteBuffer) throws -> ProduceResponse = { try ProduceResponse.decode($0, version: 0) }
+
+    private static func produceError(_ response: ProduceResponse) -> WireError? {
+        response.topics.first?.partitions.first?.wireError
     }
 
     /// Broker `node`'s answer to a DescribeProcessor for `name` (this broker answered in process).
@@ -115,13 +161,7 @@ final class LeaderCalls: @unchecked Sendable {
         guard let broker else { throw TaskOutputUnavailable(message: "the broker is shutting down") }
         var last: WireError?
         for node in candidates(position, broker) {
-            let future: EventLoopFuture<Response>
-            if node == selfId {
-                let loop = broker.eventLoopGroup.next()
-                future = Self.bounded(loop.flatSubmit { local(broker, loop) }, on: loop, api: api)
-            } else {
-                future = peers.send(api, request, to: NodeID(node), timeoutMs: Self.attemptTimeoutMs, decode: decode)
-            }
+            let future = attempt(node, api: api, request, broker: broker, decode: decode, local: local)
             do {
                 let response = try future.wait()
                 guard let failure = error(response) else {
@@ -140,6 +180,16 @@ final class LeaderCalls: @unchecked Sendable {
             throw WireError(.unknownTopicOrPartition, "topic '\(position.topic)' does not exist any more")
         }
         throw TaskOutputUnavailable(message: "no broker leads \(position.topic)-\(position.partition) now: \(last?.message ?? "no replica is known")")
+    }
+
+    /// One try at broker `node`: in process for this broker (bounded in time), else over `PeerClient`.
+    private func attempt<Request: WireMessage, Response: Sendable>(
+        _ node: Int32, api: ApiKey, _ request: Request, broker: Broker, decode: @escaping @Sendable (ByteBuffer) throws -> Response,
+        local: @escaping @Sendable (Broker, any EventLoop) -> EventLoopFuture<Response>
+    ) -> EventLoopFuture<Response> {
+        guard node == selfId else { return peers.send(api, request, to: NodeID(node), timeoutMs: Self.attemptTimeoutMs, decode: decode) }
+        let loop = broker.eventLoopGroup.next()
+        return Self.bounded(loop.flatSubmit { local(broker, loop) }, on: loop, api: api)
     }
 
     /// Answers after which the next replica is tried: not the leader, unreachable (PeerClient's code), no
