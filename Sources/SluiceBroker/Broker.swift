@@ -159,6 +159,9 @@ public final class Broker: @unchecked Sendable {
             group.cancelAll()
             self.releaseIdleWaiters()
         }
+        // Calls to other brokers fail from now on, so a task waiting on one ends its step at once instead
+        // of holding the shutdown for up to `LeaderCalls.attemptTimeoutMs` per replica it tries.
+        replicaManager?.peers.shutdown()
         await processors.shutdown()
         let replicaGroups = await replicaManager?.shutdown() ?? []
         try? await ioPool.runIfActive { [self] in
