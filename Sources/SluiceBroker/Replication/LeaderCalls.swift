@@ -26,7 +26,8 @@ final class LeaderCalls: @unchecked Sendable {
     private let peers: PeerClient
     private let selfId: Int32
     private let lock = NIOLock()
-    /// The broker that answered last, per partition.
+    /// The broker that answered last, per partition: at most one entry per partition of the cluster
+    /// (`MetadataLimits.partitionsMax`).
     private var lastLeaders: [TaskCheckpoint.OutputPosition: Int32] = [:]
 
     init(broker: Broker, peers: PeerClient, selfId: Int32) {
