@@ -48,7 +48,11 @@ enum InternalTopic {
 
     /// Appends one record and waits until it is durable.
     static func write(_ partition: Partition, key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {
-        let batch = try RecordBatch.build(records: [Record(offset: 0, timestamp: timestampMs, key: key, value: value)])
-        _ = try partition.appendInternal(batch)
+        _ = try partition.appendInternal(batch(key: key, value: value, timestampMs: timestampMs))
+    }
+
+    /// The batch of one record of this key-value store (a nil value deletes the key).
+    static func batch(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws -> RecordBatch {
+        try RecordBatch.build(records: [Record(offset: 0, timestamp: timestampMs, key: key, value: value)])
     }
 }

@@ -161,7 +161,7 @@ extension Broker {
             }
         }
         let checkpoints = ProcessorManager.checkpointsTopic
-        let marker = try RecordBatch.build(records: [Record(offset: 0, timestamp: ProcessorTaskRunner.nowMs(), key: Array("replace-marker".utf8), value: nil)])
+        let marker = try InternalTopic.batch(key: Array("replace-marker".utf8), value: nil, timestampMs: ProcessorTaskRunner.nowMs())
         let markerOffset = try calls.append([marker], to: .init(topic: checkpoints, partition: 0))
         let replica = try registry.partition(checkpoints, 0)
         guard replica.waitForHighWatermark(above: markerOffset, until: deadline, on: eventLoopGroup.next()) else {

@@ -87,7 +87,7 @@ struct ClusterTaskOutput: TaskOutput {
     }
 
     func storeCheckpoint(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {
-        let batch = try RecordBatch.build(records: [Record(offset: 0, timestamp: timestampMs, key: key, value: value)])
+        let batch = try InternalTopic.batch(key: key, value: value, timestampMs: timestampMs)
         try calls.append([batch], to: TaskCheckpoint.OutputPosition(topic: ProcessorManager.checkpointsTopic, partition: 0))
     }
 }
