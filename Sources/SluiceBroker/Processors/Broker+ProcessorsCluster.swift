@@ -34,31 +34,18 @@ extension Broker {
             throw WireError(.processorAlreadyExists, "processor '\(request.name)' already exists; use 'sluice processor replace' to change its query")
         }
         let plan = try processors.plan(request.sql)
-        guard let source = metadata.state.topics[plan.source] else {
-            throw WireError(.unknownTopicOrPartition, "source topic '\(plan.source)' does not exist; create it first (sluice topic create \(plan.source))")
-        }
+        let count = try sourcePartitionCount(metadata, plan)
         let outputs = [plan.sink] + (plan.lateRecordsTopic.map { [$0] } ?? [])
         for output in outputs where metadata.state.topics[output] == nil { try TopicRegistry.validateName(output) }
         guard !request.validateOnly else { return }
         // Output topics first: a name the cluster refuses fails the create, not the stored processor.
-        let count = Int32(source.partitionCount)
         for output in outputs { try ensureTopicInCluster(metadata, name: output, partitions: count, configs: [], isInternal: false) }
         try ensureTopicInCluster(metadata, name: ProcessorManager.checkpointsTopic, partitions: 1,
-                                 configs: ProcessorManager.checkpointsConfigs, isInternal: true, everyBroker: true)
-        let repartitions = (plan.aggregation?.needsRepartition ?? false) && count > 1
-        let repartitionName = ProcessorManager.repartitionTopicName(request.name)
-        if repartitions {
-            try ensureTopicInCluster(metadata, name: repartitionName, partitions: count,
-                                     configs: [ConfigEntry(key: "flush.policy", value: "always")], isInternal: true)
-        }
-        let startOffsets = try offsets(plan.source, count: count, position: request.startFrom, calls: calls)
-        let repartitionOffsets = repartitions ? try offsets(repartitionName, count: count, position: .latest, calls: calls) : []
-        let producerId = try producerIds.allocateRange(count: 2 * Int64(count)).lowerBound
-        let definition = ProcessorDefinition(name: request.name, sql: request.sql, state: .running,
-                                             generation: Self.newGeneration(metadata), producerId: producerId,
-                                             createdMs: ProcessorTaskRunner.nowMs(), startOffsets: startOffsets,
-                                             repartitionStartOffsets: repartitionOffsets)
-        try proposeAndWait(metadata, .putProcessor(name: request.name, definition: definition.encodeValue(), isNew: true))
+                                 configs: InternalTopic.configs + ProcessorManager.checkpointsOverrides, isInternal: true, everyBroker: true)
+        var definition = ProcessorDefinition(name: request.name, sql: request.sql, state: .running, generation: 0, producerId: -1,
+                                             createdMs: ProcessorTaskRunner.nowMs(),
+                                             startOffsets: try offsets(plan.source, count: count, position: request.startFrom, calls: calls))
+        try startGeneration(metadata, &definition, plan: plan, count: count, isNew: true)
         logger.info("processor created", metadata: ["processor": "\(request.name)", "source": "\(plan.source)", "sink": "\(plan.sink)"])
     }
 
@@ -97,7 +84,7 @@ extension Broker {
             if plan.source == old.source {
                 // The new query goes on from where the old one had read to: its tasks stop first, each
                 // with a final checkpoint, which are read back once committed here.
-                let routed = (old.aggregation?.needsRepartition ?? false) && count > 1
+                let routed = ProcessorManager.repartitions(old, partitionCount: count)
                 definition.startOffsets = try stoppedPositions(metadata, definition, count: count, routed: routed)
             } else {
                 definition.startOffsets = try offsets(plan.source, count: count, position: .earliest, calls: try leaderCalls())
@@ -115,19 +102,20 @@ extension Broker {
     }
 
     /// Stores `definition` as a new generation (its start offsets already set): a new generation number,
-    /// a new producer id range, running; aggregators start at the repartition topic's end.
-    private func startGeneration(_ metadata: MetadataReplica, _ definition: inout ProcessorDefinition, plan: ProcessorPlan, count: Int32) throws {
+    /// a new producer id range, running; aggregators start at the repartition topic's end (created if
+    /// missing). `isNew`: a create, refused when the name is taken meanwhile.
+    private func startGeneration(_ metadata: MetadataReplica, _ definition: inout ProcessorDefinition, plan: ProcessorPlan, count: Int32,
+                                 isNew: Bool = false) throws {
         let repartitionName = ProcessorManager.repartitionTopicName(definition.name)
-        let repartitions = (plan.aggregation?.needsRepartition ?? false) && count > 1
+        let repartitions = ProcessorManager.repartitions(plan, partitionCount: count)
         if repartitions {
-            try ensureTopicInCluster(metadata, name: repartitionName, partitions: count,
-                                     configs: [ConfigEntry(key: "flush.policy", value: "always")], isInternal: true)
+            try ensureTopicInCluster(metadata, name: repartitionName, partitions: count, configs: ProcessorManager.repartitionConfigs, isInternal: true)
         }
         definition.repartitionStartOffsets = repartitions ? try offsets(repartitionName, count: count, position: .latest, calls: try leaderCalls()) : []
         definition.generation = Self.newGeneration(metadata)
         definition.producerId = try producerIds.allocateRange(count: 2 * Int64(count)).lowerBound
         definition.state = .running
-        try proposeAndWait(metadata, .putProcessor(name: definition.name, definition: definition.encodeValue(), isNew: false))
+        try proposeAndWait(metadata, .putProcessor(name: definition.name, definition: definition.encodeValue(), isNew: isNew))
     }
 
     /// Most time a replace waits for the old tasks to stop and their last checkpoints to arrive.

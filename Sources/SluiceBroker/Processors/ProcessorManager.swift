@@ -16,14 +16,17 @@ import SluiceWire
 final class ProcessorManager: @unchecked Sendable {
     static let registryTopic = "__processors"
     static let checkpointsTopic = "__processor_checkpoints"
-    /// The checkpoints topic's settings: an internal topic's, with small segments, because checkpoints are
-    /// large and rewritten every second and small segments let compaction reclaim them soon.
-    /// Batches up to the log's own ceiling: an engine checkpoint may take `TaskCheckpoint.engineBytesMax`
-    /// (48 MiB), and in a cluster it is produced (BrokerProduce), which applies `max.message.bytes`.
-    static let checkpointsConfigs = InternalTopic.configs + [
+    /// The checkpoints topic's settings beyond an internal topic's: small segments, because checkpoints are
+    /// large and rewritten every second and small segments let compaction reclaim them soon; batches up to
+    /// the log's own ceiling, because an engine checkpoint may take `TaskCheckpoint.engineBytesMax` (48 MiB)
+    /// and in a cluster it is produced (BrokerProduce), which applies `max.message.bytes`.
+    static let checkpointsOverrides = [
         ConfigEntry(key: "segment.bytes", value: "\(64 << 20)"),
         ConfigEntry(key: "max.message.bytes", value: "\(TopicConfig.maxMessageBytesCeiling)"),
     ]
+    /// The repartition topic's settings: fsynced before a router goes on (an aggregator may only read what
+    /// a crash cannot take back).
+    static let repartitionConfigs = [ConfigEntry(key: "flush.policy", value: "always")]
     /// Most processors a broker holds.
     static let processorsMax = 1_000
     /// Sample records per source partition read to learn its column names for did-you-mean errors.
@@ -102,7 +105,7 @@ final class ProcessorManager: @unchecked Sendable {
         pool.start()
         let definitionsTopic = try InternalTopic.open(Self.registryTopic, partitions: 1, registry: registry)
         let checkpointsTopic = try InternalTopic.open(Self.checkpointsTopic, partitions: 1, registry: registry,
-                                                      extra: Array(Self.checkpointsConfigs.dropFirst(InternalTopic.configs.count)))
+                                                      extra: Self.checkpointsOverrides)
         registryPartition = definitionsTopic.partitions[0]
         checkpointPartition = checkpointsTopic.partitions[0]
         var definitions: [String: ProcessorDefinition] = [:]
@@ -168,7 +171,7 @@ final class ProcessorManager: @unchecked Sendable {
         let count = Int32(source.partitions.count)
         let sink = try outputTopic(plan.sink, partitions: count)
         let late = try plan.lateRecordsTopic.map { try outputTopic($0, partitions: count) }
-        let repartition = try Self.repartitions(plan, source) ? repartitionTopic(definition.name, partitions: count) : nil
+        let repartition = try Self.repartitions(plan, partitionCount: count) ? repartitionTopic(definition.name, partitions: count) : nil
         return TaskSetup(plan: plan, source: source, results: .init(sink: sink, late: late, repartition: nil), repartition: repartition)
     }
 
@@ -225,15 +228,18 @@ final class ProcessorManager: @unchecked Sendable {
     }
 
     /// True when the query's groups are not already together in one source partition.
-    static func repartitions(_ plan: ProcessorPlan, _ source: Topic) -> Bool {
-        (plan.aggregation?.needsRepartition ?? false) && source.partitions.count > 1
+    static func repartitions(_ plan: ProcessorPlan, partitionCount: Int32) -> Bool {
+        (plan.aggregation?.needsRepartition ?? false) && partitionCount > 1
     }
 
-    static func repartitionTopicName(_ processor: String) -> String { "__repartition." + processor }
+    /// What every repartition topic's name starts with.
+    static let repartitionTopicPrefix = "__repartition."
+
+    static func repartitionTopicName(_ processor: String) -> String { repartitionTopicPrefix + processor }
 
     /// The internal topics processor tasks write to, and so the only ones BrokerProduce accepts.
     static func writtenByTasks(_ topic: String) -> Bool {
-        topic == checkpointsTopic || topic.hasPrefix("__repartition.")
+        topic == checkpointsTopic || topic.hasPrefix(repartitionTopicPrefix)
     }
 
     /// The processor's repartition topic, created if missing: as many partitions as the source, fsynced
@@ -243,12 +249,12 @@ final class ProcessorManager: @unchecked Sendable {
         if let topic = registry.topic(name) { return topic }
         if cluster != nil { throw WireError(.unknownTopicOrPartition, "repartition topic '\(name)' is not known to this broker yet") }
         return try registry.create(name: name, partitions: partitions,
-                                   configs: [ConfigEntry(key: "flush.policy", value: "always")], allowInternal: true)
+                                   configs: Self.repartitionConfigs, allowInternal: true)
     }
 
     /// Where the aggregators of a new generation start: the repartition topic's end now.
     private func repartitionStartOffsets(_ processor: String, _ plan: ProcessorPlan, _ source: Topic) throws -> [Int64] {
-        guard Self.repartitions(plan, source) else { return [] }
+        guard Self.repartitions(plan, partitionCount: Int32(source.partitions.count)) else { return [] }
         return try repartitionTopic(processor, partitions: Int32(source.partitions.count)).partitions.map { $0.log.logEndOffset }
     }
 
