@@ -192,7 +192,7 @@ public struct RaftMessagesRequest: WireMessage, Equatable {
         public init(from reader: inout WireReader) throws {
             topic = try reader.readString("topic")
             partition = try reader.readInt32("partition")
-            incarnation = UInt64(bitPattern: try reader.readInt64("incarnation"))
+            incarnation = try reader.readUInt64("incarnation")
             messages = try reader.readArray("messages", countMax: RaftWireLimits.messagesPerGroupMax,
                                             limit: "RaftWireLimits.messagesPerGroupMax") { try $0.readRaftMessage() }
         }
@@ -203,7 +203,7 @@ public struct RaftMessagesRequest: WireMessage, Equatable {
                          "\(messages.count) Raft messages for one group; the wire limit is \(RaftWireLimits.messagesPerGroupMax)")
             writer.write(topic)
             writer.write(partition)
-            writer.write(Int64(bitPattern: incarnation))
+            writer.write(uint64: incarnation)
             writer.write(messages) { w, message in w.write(raftMessage: message) }
         }
 
