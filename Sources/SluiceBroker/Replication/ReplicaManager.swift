@@ -16,6 +16,8 @@ final class ReplicaManager: @unchecked Sendable {
 
     let nodeId: NodeID
     let cluster: ClusterConfig
+    /// `cluster.votersChecksum`, worked out once: every RaftMessages request is checked against it.
+    private let votersChecksum: UInt32
     let transport: PeerTransport
     /// Request/response calls to the other brokers (processor output, start offsets).
     let peers: PeerClient
@@ -48,7 +50,8 @@ final class ReplicaManager: @unchecked Sendable {
         self.logger = logger
         var addresses: [NodeID: (host: String, port: Int)] = [:]
         for member in cluster.members { addresses[NodeID(member.id)] = (member.host, member.port) }
-        transport = PeerTransport(selfId: nodeId, votersChecksum: cluster.votersChecksum, addresses: addresses, group: group, logger: logger)
+        votersChecksum = cluster.votersChecksum
+        transport = PeerTransport(selfId: nodeId, votersChecksum: votersChecksum, addresses: addresses, group: group, logger: logger)
         peers = PeerClient(selfId: nodeId, addresses: addresses, group: group, logger: logger, frameBytesMax: Self.peerAnswerBytesMax)
         pool = NIOThreadPool(numberOfThreads: settings.threads)
         // Election timeouts are random per node: seed from the node id and the clock, printed for replay.
@@ -118,7 +121,7 @@ final class ReplicaManager: @unchecked Sendable {
         guard request.fromNode > 0, cluster.member(request.fromNode) != nil else {
             return RaftMessagesResponse(error: .invalidRequest, errorMessage: "node \(request.fromNode) is not a member of this cluster")
         }
-        guard request.votersChecksum == cluster.votersChecksum else {
+        guard request.votersChecksum == votersChecksum else {
             // Two member lists could elect two leaders in one term: nothing of it is delivered.
             let problem = "broker \(request.fromNode) was started with a different --cluster member list than broker \(nodeId) (\(cluster.ids.map { "\($0)" }.joined(separator: ",")) here); give every broker the same list and restart the odd one"
             if mismatchLogged.withLockedValue({ $0.insert(request.fromNode).inserted }) { logger.error("\(problem)") }
