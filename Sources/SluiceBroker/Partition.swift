@@ -199,19 +199,17 @@ final class Partition: @unchecked Sendable {
     /// appends meanwhile fail with a retriable error instead of parking I/O threads on the lock.
     ///
     /// `prepare` sees the new log before any reader does (a replica sets its replicated high watermark,
-    /// so that no reader is shown uncommitted records). Returns the log now in place.
-    @discardableResult
-    func reopen(config: LogConfig, logger: Logger, prepare: (PartitionLog) -> Void = { _ in }) throws -> PartitionLog {
+    /// so that no reader is shown uncommitted records).
+    func reopen(config: LogConfig, logger: Logger, prepare: (PartitionLog) -> Void = { _ in }) throws {
         // One reopen at a time: two would both open the directory.
         try reopenLock.withLock {
             let old = log
             try old.close()
-            return try appendLock.withLock {
+            try appendLock.withLock {
                 do {
                     let reopened = try PartitionLog.open(directory: directory, config: config, logger: logger)
                     prepare(reopened)
                     lock.withLock { currentLog = reopened }
-                    return reopened
                 } catch {
                     let restored = try PartitionLog.open(directory: directory, config: old.config, logger: logger)
                     prepare(restored)
