@@ -252,8 +252,7 @@ final class PartitionRaftStorage: RaftStorage {
         let newAnchor = RaftStateFile.Anchor(index: newAnchorIndex, term: term, offset: newStart)
         var newHardState = hardState
         newHardState.commit = max(newHardState.commit, newAnchorIndex)
-        try FileSystem.writeAtomically(RaftStateFile.encode(.init(hardState: newHardState, anchor: newAnchor)),
-                                       to: directory + "/" + RaftStateFile.name, directory: directory)
+        try writeState(hardState: newHardState, anchor: newAnchor)
         anchor = newAnchor
         hardState = newHardState
         baseOffsets.removeFirst(k)
@@ -288,8 +287,13 @@ final class PartitionRaftStorage: RaftStorage {
         self.log = log
     }
 
-    /// Writes `raft-state` (atomically, with fsync); also at close, to keep the commit index.
+    /// Writes `raft-state` (atomically, with fsync); also at close, to keep the commit index. Retention
+    /// writes the state it is about to take on, before memory changes.
     func writeState() throws {
+        try writeState(hardState: hardState, anchor: anchor)
+    }
+
+    private func writeState(hardState: HardState, anchor: RaftStateFile.Anchor) throws {
         let bytes = RaftStateFile.encode(.init(hardState: hardState, anchor: anchor))
         try FileSystem.writeAtomically(bytes, to: directory + "/" + RaftStateFile.name, directory: directory)
     }
