@@ -82,17 +82,9 @@ final class LeaderCalls: @unchecked Sendable {
                                                     local: { broker, loop in broker.produceInternally(request, eventLoop: loop) })))
         }
         for (position, node, answer) in started {
-            do {
-                let response = try answer.wait()
-                if let failure = Self.produceError(response) {
-                    guard Self.movesOn(failure) else { throw Self.classified(failure) }
-                    later.append(position)
-                } else {
-                    lock.withLock { lastLeaders[position] = node }
-                }
-            } catch let failure as WireError {
-                guard Self.movesOn(failure) else { throw Self.classified(failure) }
-                later.append(position)
+            switch try settle(answer, from: node, for: position, error: Self.produceError) {
+            case .success: break
+            case .failure: later.append(position)
             }
         }
         let batches = Dictionary(all, uniquingKeysWith: { first, _ in first })
@@ -162,18 +154,9 @@ final class LeaderCalls: @unchecked Sendable {
         guard let broker else { throw TaskOutputUnavailable(message: "the broker is shutting down") }
         var last: WireError?
         for node in candidates(position, broker) {
-            let future = attempt(node, api: api, request, broker: broker, decode: decode, local: local)
-            do {
-                let response = try future.wait()
-                guard let failure = error(response) else {
-                    lock.withLock { lastLeaders[position] = node }
-                    return response
-                }
-                guard Self.movesOn(failure) else { throw Self.classified(failure) }
-                last = failure
-            } catch let failure as WireError {
-                guard Self.movesOn(failure) else { throw Self.classified(failure) }
-                last = failure
+            switch try settle(attempt(node, api: api, request, broker: broker, decode: decode, local: local), from: node, for: position, error: error) {
+            case .success(let response): return response
+            case .failure(let failure): last = failure
             }
         }
         // Every replica refused. A topic the metadata no longer holds was deleted: that is for good.
@@ -181,6 +164,25 @@ final class LeaderCalls: @unchecked Sendable {
             throw WireError(.unknownTopicOrPartition, "topic '\(position.topic)' does not exist any more")
         }
         throw TaskOutputUnavailable(message: "no broker leads \(position.topic)-\(position.partition) now: \(last?.message ?? "no replica is known")")
+    }
+
+    /// Waits for one try's answer: the answer (and `node` remembered as the leader), or the error after
+    /// which the next replica is tried (`movesOn`); any other error is thrown, classified.
+    private func settle<Response>(_ future: EventLoopFuture<Response>, from node: Int32, for position: TaskCheckpoint.OutputPosition,
+                                  error: (Response) -> WireError?) throws -> Result<Response, WireError> {
+        let failure: WireError
+        do {
+            let response = try future.wait()
+            guard let refused = error(response) else {
+                lock.withLock { lastLeaders[position] = node }
+                return .success(response)
+            }
+            failure = refused
+        } catch let thrown as WireError {
+            failure = thrown
+        }
+        guard Self.movesOn(failure) else { throw Self.classified(failure) }
+        return .failure(failure)
     }
 
     /// One try at broker `node`: in process for this broker (bounded in time), else over `PeerClient`.
