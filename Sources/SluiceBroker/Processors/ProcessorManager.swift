@@ -204,8 +204,9 @@ final class ProcessorManager: @unchecked Sendable {
         do {
             let setup = try setup(entry.definition)
             guard let checkpointPartition else { throw WireError(.unknownServerError, "processor checkpoints are not loaded") }
-            let topics = [setup.results.sink] + (setup.results.late.map { [$0] } ?? []) + (setup.repartition.map { [$0] } ?? [])
-            let output = LocalTaskOutput(topics: topics, checkpoints: checkpointPartition)
+            // One output for all the processor's tasks: every topic any of them writes.
+            let written = ProcessorTaskRunner.Outputs(sink: setup.results.sink, late: setup.results.late, repartition: setup.repartition)
+            let output = LocalTaskOutput(topics: written.topics, checkpoints: checkpointPartition)
             let count = Int32(setup.source.partitions.count)
             entry.runners = Self.tasks(setup, entry.definition).map { spec in
                 runner(spec, entry, setup, checkpoint: checkpoints[ProcessorTaskRunner.taskId(spec.role, partition: spec.input.index, taskCount: count)],

@@ -59,6 +59,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         var sink: Topic
         var late: Topic?
         var repartition: Topic?
+
+        /// The topics present, sink first.
+        var topics: [Topic] { [sink] + (late.map { [$0] } ?? []) + (repartition.map { [$0] } ?? []) }
     }
 
     let processor: String
@@ -292,8 +295,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             inputOffset = startOffset
             written = [:]
         }
-        let topics = [outputs.sink] + (outputs.late.map { [$0] } ?? []) + (outputs.repartition.map { [$0] } ?? [])
-        let positions = topics.flatMap { topic in topic.partitions.map { TaskCheckpoint.OutputPosition(topic: topic.name, partition: $0.index) } }
+        let positions = outputs.topics.flatMap { topic in topic.partitions.map { TaskCheckpoint.OutputPosition(topic: topic.name, partition: $0.index) } }
         floors = try output.recordsWritten(producerId: producerId, in: positions).filter { $0.value > 0 }
         lastCheckpointMs = nowMs
         dirty = false
