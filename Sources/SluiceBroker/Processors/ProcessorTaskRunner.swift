@@ -98,6 +98,11 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     private var written: [TaskCheckpoint.OutputPosition: Int64] = [:]
     private var floors: [TaskCheckpoint.OutputPosition: Int64] = [:]
     private var lastCheckpoint: TaskCheckpoint?
+    /// A step failed for want of a leader (`TaskOutputUnavailable`): the state built since the last
+    /// checkpoint is gone, and the task waits to start again from that checkpoint.
+    private var awaitingRetry = false
+    /// The furthest input offset a step read to: output for input up to here may be stored already.
+    private var furthestRead: Int64
     private var lastCheckpointMs: Int64 = 0
     private var dirty = false
     private var pending: [RoutedRecord] = []
@@ -131,6 +136,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         let usable = checkpoint.flatMap { $0.generation == definition.generation ? $0 : nil }
         self.lastCheckpoint = usable
         self.inputOffset = usable?.inputOffset ?? startOffset
+        self.furthestRead = self.inputOffset
         self.publishedOffset = self.inputOffset
     }
 
@@ -172,13 +178,41 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         }
         dropWaiter()
         stepLock.withLock {
-            guard checkpoint, logic != nil, dirty else { return }
-            do {
-                try writeCheckpoint(nowMs: Self.nowMs())
-            } catch {
-                logger.warning("processor checkpoint at stop failed", metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(error)"])
-            }
+            guard checkpoint, logic != nil || awaitingRetry else { return }
+            storeFinalCheckpoint()
         }
+    }
+
+    /// Most time a stop spends on its final checkpoint: catching up after a lost step and waiting for a leader.
+    static let finalCheckpointWaitMs: Int64 = 10_000
+
+    /// Writes the checkpoint a stop leaves (a replace in a cluster goes on from it). A task waiting to retry
+    /// first rebuilds its state: it restores its last checkpoint and reads again up to where it had got,
+    /// storing only what is not stored yet, so that the checkpoint covers every output already written.
+    /// Writes that find no leader are tried again until `finalCheckpointWaitMs`; what fails for good
+    /// leaves the last checkpoint (the task then replays from there).
+    private func storeFinalCheckpoint() {
+        let deadline = Self.nowMs() + Self.finalCheckpointWaitMs
+        var failure: (any Error)?
+        repeat {
+            do {
+                if logic == nil { try start(nowMs: Self.nowMs()) }
+                while inputOffset < furthestRead { _ = try step() }
+                awaitingRetry = false
+                if dirty { try writeCheckpoint(nowMs: Self.nowMs()) }
+                return
+            } catch let error as TaskOutputUnavailable {
+                logic = nil
+                failure = error
+                try? eventLoop.scheduleTask(in: .milliseconds(Self.retryDelayMs)) {}.futureResult.wait()
+            } catch {
+                failure = error
+                break
+            }
+        } while Self.nowMs() < deadline
+        logger.warning("processor checkpoint at stop failed", metadata: [
+            "processor": "\(processor)", "partition": "\(partition)", "error": "\(failure.map { "\($0)" } ?? "")",
+        ])
     }
 
     /// Starts again after a pause or a failure, from the last checkpoint (any later output is found in the
@@ -215,12 +249,15 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             lock.withLock { scheduled = false }
             guard lock.withLock({ status == .running }) else { return (false, inputOffset, false) }
             do {
-                return (try step(), inputOffset, false)
+                let more = try step()
+                awaitingRetry = false
+                return (more, inputOffset, false)
             } catch let error as TaskOutputUnavailable {
                 logger.warning("processor task output unavailable; retrying from its last checkpoint",
                                metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(error)"])
                 // The in-memory state may be ahead of what was stored: start again from the last checkpoint.
                 logic = nil
+                awaitingRetry = true
                 return (false, inputOffset, true)
             } catch {
                 fail(error)
@@ -269,6 +306,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
                 throw error
             }
             inputOffset = max(inputOffset, result.nextOffset)
+            furthestRead = max(furthestRead, inputOffset)
             more = inputOffset < end
         } else {
             try logic.advance(nowMs: now, into: &pending)
@@ -422,6 +460,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         logger.error("processor task stopped", metadata: ["processor": "\(processor)", "partition": "\(partition)", "error": "\(message)"])
         // The in-memory state may be ahead of what was written; resuming restores the last checkpoint.
         logic = nil
+        awaitingRetry = false
         lock.withLock { status = atLimit ? .pausedAtLimit(message) : .failed(message) }
     }
 

@@ -1,0 +1,107 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SluiceCore
+import SluiceStreams
+import SluiceTestSupport
+import SluiceWire
+import Testing
+
+@testable import SluiceBroker
+
+/// The checkpoint a task leaves when it stops, which a replace in a cluster goes on from: it must cover
+/// every output already stored, also when the stop comes while the task waits to retry after a write
+/// that found no leader (its in-memory state then lost).
+@Suite("processor task: final checkpoint")
+struct TaskFinalCheckpointTests {
+    /// Writes locally, but the `failingCall`-th append finds no leader (once), and says so.
+    final class FlakyOutput: TaskOutput, @unchecked Sendable {
+        let inner: LocalTaskOutput
+        let failingCall: Int
+        private let lock = NIOLock()
+        private var calls = 0
+        let failed: EventLoopPromise<Void>
+
+        init(_ inner: LocalTaskOutput, failingCall: Int, failed: EventLoopPromise<Void>) {
+            self.inner = inner
+            self.failingCall = failingCall
+            self.failed = failed
+        }
+
+        func recordsWritten(producerId: Int64, in positions: [TaskCheckpoint.OutputPosition]) throws -> [TaskCheckpoint.OutputPosition: Int64] {
+            try inner.recordsWritten(producerId: producerId, in: positions)
+        }
+
+        func append(_ batches: [(TaskCheckpoint.OutputPosition, [RecordBatch])]) throws {
+            let call = lock.withLock {
+                calls += 1
+                return calls
+            }
+            if call == failingCall {
+                failed.succeed(())
+                throw TaskOutputUnavailable(message: "test: no leader")
+            }
+            try inner.append(batches)
+        }
+
+        func storeCheckpoint(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {
+            try inner.storeCheckpoint(key: key, value: value, timestampMs: timestampMs)
+        }
+    }
+
+    @Test("stopped while waiting to retry, a task reads again up to where it had got and checkpoints there; no output twice")
+    func stopDuringRetry() async throws {
+        let harness = try await BrokerHarness.start("final-checkpoint")
+        let broker = harness.broker
+        let source = try broker.registry.create(name: "src", partitions: 1, configs: [])
+        let sink = try broker.registry.create(name: "dst", partitions: 1, configs: [])
+        // Five batches of ten records: with one batch read per step, the third step's write fails.
+        for batch in 0..<5 {
+            let records = (0..<10).map { i in
+                let id = batch * 10 + i
+                return Record(offset: Int64(i), timestamp: 1_000, key: nil, value: Array("{\"id\":\(id),\"n\":\(id)}".utf8))
+            }
+            _ = try source.partitions[0].appendInternal(try RecordBatch.build(records: records))
+        }
+        let checkpoints = try broker.registry.partition(ProcessorManager.checkpointsTopic, 0)
+        let sql = "INSERT INTO dst SELECT id, n FROM src"
+        let definition = ProcessorDefinition(name: "p", sql: sql, state: .running, generation: 7, producerId: 9_000,
+                                             createdMs: 0, startOffsets: [0])
+        let failed = harness.group.next().makePromise(of: Void.self)
+        let output = FlakyOutput(LocalTaskOutput(topics: [sink], checkpoints: checkpoints), failingCall: 3, failed: failed)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        // No checkpoint on the way (an hour apart): only the stop writes one.
+        let settings = ProcessorTaskRunner.Settings(limits: TaskLimits(stateBytesMax: 1 << 20), checkpointIntervalMs: 3_600_000,
+                                                    idleTickMs: 200, readBytesMax: 1)
+        var logger = Logger(label: "task")
+        logger.logLevel = .error
+        let runner = ProcessorTaskRunner(processor: "p", role: .query, source: source.partitions[0], startOffset: 0, taskCount: 1,
+                                         definition: definition, plan: try ProcessorManager.bind(sql, options: .init()), settings: settings,
+                                         outputs: .init(sink: sink, late: nil, repartition: nil), output: output, checkpoint: nil,
+                                         pool: pool, eventLoop: harness.group.next(), logger: logger)
+        runner.schedule()
+        try await failed.futureResult.get()
+        // Within the retry pause: the task has read 30 records, stored the output of 20 and lost its state.
+        runner.stop(becoming: .paused, checkpoint: true)
+
+        var stored: TaskCheckpoint?
+        try InternalTopic.replay(checkpoints) { key, value in
+            guard let key, let (name, task) = TaskCheckpoint.decodeKey(key), name == "p", task == 0 else { return }
+            stored = value.flatMap(TaskCheckpoint.decode)
+        }
+        let checkpoint = try #require(stored, "the stop wrote no checkpoint")
+        #expect(checkpoint.generation == 7)
+        #expect(checkpoint.inputOffset == 30, "checkpoint at \(checkpoint.inputOffset)")
+        #expect(checkpoint.written[.init(topic: "dst", partition: 0)] == 30, "\(checkpoint.written)")
+        let client = harness.client()
+        let ids = try await ProduceFetchTests.fetchAll(client, topic: "dst").compactMap { record in
+            String(decoding: record.value ?? [], as: UTF8.self).split(separator: ",").first.map(String.init)
+        }
+        #expect(ids.count == 30 && Set(ids).count == 30, "\(ids.count) outputs, \(Set(ids).count) distinct")
+        await client.close()
+        try await pool.shutdownGracefully()
+        await harness.stop()
+    }
+}
