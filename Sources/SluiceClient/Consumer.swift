@@ -311,8 +311,7 @@ public actor Consumer {
         let address = try await client.address(ofNode: leader)
         if let open = fetchConnections[address], open.isActive { return open }
         try client.checkOpen()
-        let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: client.clientId, group: client.group)
-        try await SluiceClient.handshake(fresh)
+        let fresh = try await client.openConnection(to: address)
         // Another poll may have connected meanwhile (the actor is re-entered at each await): keep one.
         if let raced = fetchConnections[address], raced.isActive {
             await fresh.close()

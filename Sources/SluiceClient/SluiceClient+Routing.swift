@@ -97,8 +97,7 @@ extension SluiceClient {
         try checkOpen()
         if let open = routingLock.withLock({ nodeConnections[node] }), open.isActive { return open }
         let address = try await address(ofNode: node)
-        let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
-        try await Self.handshake(fresh)
+        let fresh = try await openConnection(to: address)
         let (kept, extra): (BrokerConnection, BrokerConnection?) = routingLock.withLock {
             if let raced = nodeConnections[node], raced.isActive { return (raced, fresh) }
             nodeConnections[node] = fresh

@@ -128,8 +128,7 @@ public final class SluiceClient: @unchecked Sendable {
         var failures: [String] = []
         for address in brokers {
             do {
-                let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
-                try await Self.handshake(fresh)
+                let fresh = try await openConnection(to: address)
                 lock.withLock {
                     connections[purpose] = fresh
                     connecting[purpose] = nil
@@ -142,6 +141,18 @@ public final class SluiceClient: @unchecked Sendable {
         lock.withLock { connecting[purpose] = nil }
         if failures.count == 1 { throw SluiceClientError(.unreachable, failures[0]) }
         throw SluiceClientError(.unreachable, "no broker reachable:\n  " + failures.joined(separator: "\n  "))
+    }
+
+    /// A new connection to `address`, after the handshake (closed again when the handshake fails).
+    func openConnection(to address: BrokerAddress) async throws -> BrokerConnection {
+        let fresh = try await BrokerConnection.connect(host: address.host, port: address.port, clientId: clientId, group: group)
+        do {
+            try await Self.handshake(fresh)
+        } catch {
+            await fresh.close()
+            throw error
+        }
+        return fresh
     }
 
     /// Asks the broker which API versions it speaks and checks it speaks every one this client uses.
