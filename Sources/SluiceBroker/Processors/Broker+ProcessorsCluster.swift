@@ -169,16 +169,7 @@ extension Broker {
     /// Only a controller that has committed an entry of its term has applied every earlier change: the
     /// definition it reads is current and the generation it takes from its applied index is new.
     private func controllerForProcessors() throws -> MetadataReplica {
-        let metadata: MetadataReplica
-        do {
-            metadata = try requireController()
-        } catch let error as WireError where error.code == .notLeader {
-            throw WireError(.notCoordinator, error.message)
-        }
-        guard metadata.group?.leadsCaughtUp == true else {
-            throw WireError(.notCoordinator, "broker \(config.nodeId) was just elected controller and is catching up with the metadata log; retry shortly")
-        }
-        return metadata
+        try requireCaughtUpController(coordinating: "processors")
     }
 
     private func leaderCalls() throws -> LeaderCalls {

@@ -248,15 +248,24 @@ extension Broker {
     /// broker running alone coordinates its own.
     func requireCoordinator() throws {
         guard replicaManager != nil else { return }
-        guard let group = metadataReplica?.group else { throw WireError(.brokerShuttingDown, "the metadata group is not running") }
-        guard !group.leadsCaughtUp else { return }
+        _ = try requireCaughtUpController(coordinating: "consumer groups")
+    }
+
+    /// The metadata group when this broker is the controller and has committed an entry of its own term
+    /// (so it has applied every earlier change); else `not_coordinator` naming the controller, for the
+    /// client to go there. `what` names what the controller coordinates, for the message.
+    func requireCaughtUpController(coordinating what: String) throws -> MetadataReplica {
+        guard let metadata = metadataReplica, let group = metadata.group else {
+            throw WireError(.brokerShuttingDown, "the metadata group is not running")
+        }
         let status = group.status
+        if status.leadsCaughtUp { return metadata }
         if status.isLeader {
             throw WireError(.notCoordinator, "broker \(config.nodeId) was just elected controller and is catching up with the metadata log; retry shortly")
         }
         let leader = status.leader.flatMap { id in replicaManager?.cluster.member(Int32(truncatingIfNeeded: id)) }
-        throw WireError(.notCoordinator, leader.map { "broker \(config.nodeId) does not coordinate consumer groups; the controller, broker \($0.id) at \($0.address), does" }
-            ?? "broker \(config.nodeId) does not coordinate consumer groups and no controller is elected yet; retry shortly")
+        throw WireError(.notCoordinator, leader.map { "broker \(config.nodeId) does not coordinate \(what); the controller, broker \($0.id) at \($0.address), does" }
+            ?? "broker \(config.nodeId) does not coordinate \(what) and no controller is elected yet; retry shortly")
     }
 
     /// An offset commit becomes a metadata command, answered once every broker can apply it (committed).

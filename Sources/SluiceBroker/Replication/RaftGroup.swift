@@ -120,6 +120,10 @@ final class RaftGroup: @unchecked Sendable {
         var abstaining = false
         /// Where the log's first batch Raft still needs starts: segments wholly below it may be deleted.
         var anchorOffset: Int64 = 0
+
+        /// Leads and has committed an entry of its own term: everything committed anywhere is committed
+        /// (and delivered) here too, so it may answer from what it applied.
+        var leadsCaughtUp: Bool { isLeader && committedTerm == term }
     }
 
     private enum Input {
@@ -239,10 +243,7 @@ final class RaftGroup: @unchecked Sendable {
 
     /// Leads and has committed an entry of its own term: everything committed anywhere is committed (and
     /// delivered) here too, so it may answer from what it applied.
-    var leadsCaughtUp: Bool {
-        let status = status
-        return status.isLeader && status.committedTerm == status.term
-    }
+    var leadsCaughtUp: Bool { status.leadsCaughtUp }
 
     /// Stops taking inputs; pending proposals fail. Waits for nothing: the running loop ends itself.
     func stop() {
