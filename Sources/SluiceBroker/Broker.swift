@@ -100,8 +100,7 @@ public final class Broker: @unchecked Sendable {
             } catch {
                 // A refused start (a corrupt file, other cluster members) leaves the directory closed and
                 // unlocked at once, not whenever this object is freed: it can be opened again right away.
-                registry.closeAll()
-                dataLock?.release()
+                closeStorage()
                 throw error
             }
         }
@@ -167,13 +166,18 @@ public final class Broker: @unchecked Sendable {
         try? await ioPool.runIfActive { [self] in
             // Keep each replica's commit index for the next start (term and vote are always on disk).
             for group in replicaGroups { try? group.storage.writeState() }
-            if let log = metadataReplica?.group?.storage.log { try? log.close() }
-            registry.closeAll()
-            dataLock?.release()
+            closeStorage()
         }
         try? await ioPool.shutdownGracefully()
         lock.withLock { state = .stopped }
         logger.info("sluiced stopped cleanly", metadata: ["data": "\(config.dataDirectory)"])
+    }
+
+    /// Closes the metadata group's log (in a cluster), every topic's log, and releases the data directory.
+    private func closeStorage() {
+        if let log = metadataReplica?.group?.storage.log { try? log.close() }
+        registry.closeAll()
+        dataLock?.release()
     }
 
     private func waitForIdle() async {
