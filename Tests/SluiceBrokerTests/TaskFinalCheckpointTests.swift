@@ -19,14 +19,16 @@ struct TaskFinalCheckpointTests {
     final class FlakyOutput: TaskOutput, @unchecked Sendable {
         let inner: LocalTaskOutput
         let failingCall: Int
+        let takesOverTasks: Bool
         private let lock = NIOLock()
         private var calls = 0
         let failed: EventLoopPromise<Void>
 
-        init(_ inner: LocalTaskOutput, failingCall: Int, failed: EventLoopPromise<Void>) {
+        init(_ inner: LocalTaskOutput, failingCall: Int, failed: EventLoopPromise<Void>, takesOverTasks: Bool = false) {
             self.inner = inner
             self.failingCall = failingCall
             self.failed = failed
+            self.takesOverTasks = takesOverTasks
         }
 
         func recordsWritten(producerId: Int64, in positions: [TaskCheckpoint.OutputPosition]) throws -> [TaskCheckpoint.OutputPosition: Int64] {
@@ -48,15 +50,15 @@ struct TaskFinalCheckpointTests {
         func storeCheckpoint(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {
             try inner.storeCheckpoint(key: key, value: value, timestampMs: timestampMs)
         }
+
     }
 
-    @Test("stopped while waiting to retry, a task reads again up to where it had got and checkpoints there; no output twice")
-    func stopDuringRetry() async throws {
-        let harness = try await BrokerHarness.start("final-checkpoint")
+    /// A broker with `src` (five batches of ten JSON records, ids 0..<50) and `dst`, and a stateless task
+    /// copying one into the other through `output`, with no checkpoint on the way (an hour apart).
+    static func setUp(_ harness: BrokerHarness, _ makeOutput: (LocalTaskOutput) -> any TaskOutput) throws -> (ProcessorTaskRunner, Partition, NIOThreadPool) {
         let broker = harness.broker
         let source = try broker.registry.create(name: "src", partitions: 1, configs: [])
         let sink = try broker.registry.create(name: "dst", partitions: 1, configs: [])
-        // Five batches of ten records: with one batch read per step, the third step's write fails.
         for batch in 0..<5 {
             let records = (0..<10).map { i in
                 let id = batch * 10 + i
@@ -68,39 +70,77 @@ struct TaskFinalCheckpointTests {
         let sql = "INSERT INTO dst SELECT id, n FROM src"
         let definition = ProcessorDefinition(name: "p", sql: sql, state: .running, generation: 7, producerId: 9_000,
                                              createdMs: 0, startOffsets: [0])
-        let failed = harness.group.next().makePromise(of: Void.self)
-        let output = FlakyOutput(LocalTaskOutput(topics: [sink], checkpoints: checkpoints), failingCall: 3, failed: failed)
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
-        // No checkpoint on the way (an hour apart): only the stop writes one.
+        // One batch read per step.
         let settings = ProcessorTaskRunner.Settings(limits: TaskLimits(stateBytesMax: 1 << 20), checkpointIntervalMs: 3_600_000,
                                                     idleTickMs: 200, readBytesMax: 1)
         var logger = Logger(label: "task")
         logger.logLevel = .error
         let runner = ProcessorTaskRunner(processor: "p", role: .query, source: source.partitions[0], startOffset: 0, taskCount: 1,
                                          definition: definition, plan: try ProcessorManager.bind(sql, options: .init()), settings: settings,
-                                         outputs: .init(sink: sink, late: nil, repartition: nil), output: output, checkpoint: nil,
+                                         outputs: .init(sink: sink, late: nil, repartition: nil),
+                                         output: makeOutput(LocalTaskOutput(topics: [sink], checkpoints: checkpoints)), checkpoint: nil,
                                          pool: pool, eventLoop: harness.group.next(), logger: logger)
-        runner.schedule()
-        try await failed.futureResult.get()
-        // Within the retry pause: the task has read 30 records, stored the output of 20 and lost its state.
-        runner.stop(becoming: .paused, checkpoint: true)
+        return (runner, checkpoints, pool)
+    }
 
+    /// The stored checkpoint of task 0 and the ids in `dst`.
+    static func stored(_ harness: BrokerHarness, _ checkpoints: Partition) async throws -> (TaskCheckpoint?, [String]) {
         var stored: TaskCheckpoint?
         try InternalTopic.replay(checkpoints) { key, value in
             guard let key, let (name, task) = TaskCheckpoint.decodeKey(key), name == "p", task == 0 else { return }
             stored = value.flatMap(TaskCheckpoint.decode)
         }
-        let checkpoint = try #require(stored, "the stop wrote no checkpoint")
-        #expect(checkpoint.generation == 7)
-        #expect(checkpoint.inputOffset == 30, "checkpoint at \(checkpoint.inputOffset)")
-        #expect(checkpoint.written[.init(topic: "dst", partition: 0)] == 30, "\(checkpoint.written)")
         let client = harness.client()
         let ids = try await ProduceFetchTests.fetchAll(client, topic: "dst").compactMap { record in
             String(decoding: record.value ?? [], as: UTF8.self).split(separator: ",").first.map(String.init)
         }
-        #expect(ids.count == 30 && Set(ids).count == 30, "\(ids.count) outputs, \(Set(ids).count) distinct")
         await client.close()
+        return (stored, ids)
+    }
+
+    @Test("stopped while waiting to retry, a task reads again up to where it had got and checkpoints there; no output twice")
+    func stopDuringRetry() async throws {
+        let harness = try await BrokerHarness.start("final-checkpoint")
+        let failed = harness.group.next().makePromise(of: Void.self)
+        // With one batch read per step, the third step's write fails.
+        let (runner, checkpoints, pool) = try Self.setUp(harness) { FlakyOutput($0, failingCall: 3, failed: failed) }
+        runner.schedule()
+        try await failed.futureResult.get()
+        // Within the retry pause: the task has read 30 records, stored the output of 20 and lost its state.
+        runner.stop(becoming: .paused, checkpoint: true)
+
+        let (stored, ids) = try await Self.stored(harness, checkpoints)
+        let checkpoint = try #require(stored, "the stop wrote no checkpoint")
+        #expect(checkpoint.generation == 7)
+        #expect(checkpoint.inputOffset == 30, "checkpoint at \(checkpoint.inputOffset)")
+        #expect(checkpoint.written[.init(topic: "dst", partition: 0)] == 30, "\(checkpoint.written)")
+        #expect(ids.count == 30 && Set(ids).count == 30, "\(ids.count) outputs, \(Set(ids).count) distinct")
+        try await pool.shutdownGracefully()
+        await harness.stop()
+    }
+
+    /// In a cluster a task that has just taken over has not run yet; stopped for a pause, it reads on to
+    /// the input's end, so that a replace goes on from where its predecessor may have got. Alone, a task
+    /// that has not run leaves nothing.
+    @Test("stopped before its first step, a task that may have taken over reads to the input's end and checkpoints there",
+          arguments: [true, false])
+    func stopBeforeFirstStep(takesOver: Bool) async throws {
+        let harness = try await BrokerHarness.start("final-checkpoint-takeover")
+        let never = harness.group.next().makePromise(of: Void.self)
+        let (runner, checkpoints, pool) = try Self.setUp(harness) { FlakyOutput($0, failingCall: -1, failed: never, takesOverTasks: takesOver) }
+        runner.stop(becoming: .paused, checkpoint: true)
+
+        let (stored, ids) = try await Self.stored(harness, checkpoints)
+        if takesOver {
+            let checkpoint = try #require(stored, "the stop wrote no checkpoint")
+            #expect(checkpoint.inputOffset == 50, "checkpoint at \(checkpoint.inputOffset)")
+            #expect(ids.count == 50 && Set(ids).count == 50, "\(ids.count) outputs, \(Set(ids).count) distinct")
+        } else {
+            #expect(stored == nil && ids.isEmpty, "\(String(describing: stored)), \(ids.count) outputs")
+        }
+        never.succeed(())
         try await pool.shutdownGracefully()
         await harness.stop()
     }

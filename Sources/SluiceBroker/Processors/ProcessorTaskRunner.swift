@@ -171,14 +171,24 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     /// Stops the task (for pause, delete or shutdown): waits for a running step, then writes a final
     /// checkpoint when `checkpoint` is true, so a restart does not replay.
     func stop(becoming newStatus: Status, checkpoint: Bool) {
-        lock.withLock {
-            status = newStatus
-            timer?.cancel()
-            timer = nil
+        let previous: Status = lock.withLock {
+            defer {
+                status = newStatus
+                timer?.cancel()
+                timer = nil
+            }
+            return status
         }
         dropWaiter()
         stepLock.withLock {
-            guard checkpoint, logic != nil || awaitingRetry else { return }
+            // A task that failed is not run again here; one that has not run yet has state to build only
+            // where it may have taken over from a predecessor (`TaskOutput.takesOverTasks`).
+            let failed: Bool
+            switch previous {
+            case .failed, .pausedAtLimit: failed = true
+            case .running, .paused, .stopped: failed = false
+            }
+            guard checkpoint, logic != nil || awaitingRetry || (output.takesOverTasks && !failed) else { return }
             storeFinalCheckpoint()
         }
     }
@@ -189,15 +199,19 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     /// Writes the checkpoint a stop leaves (a replace in a cluster goes on from it). A task waiting to retry
     /// first rebuilds its state: it restores its last checkpoint and reads again up to where it had got,
     /// storing only what is not stored yet, so that the checkpoint covers every output already written.
-    /// Writes that find no leader are tried again until `finalCheckpointWaitMs`; what fails for good
-    /// leaves the last checkpoint (the task then replays from there).
+    /// Where tasks take over from predecessors on other brokers, whose progress after their last
+    /// checkpoint is not known here, it reads on to the input's end as the stop found it. Either way it
+    /// stops reading at `finalCheckpointWaitMs` and checkpoints where it got. Writes that find no leader
+    /// are tried again until then; what fails for good leaves the last checkpoint (the task then replays
+    /// from there).
     private func storeFinalCheckpoint() {
         let deadline = Self.nowMs() + Self.finalCheckpointWaitMs
+        let target = output.takesOverTasks ? max(furthestRead, source.log.highWatermark) : furthestRead
         var failure: (any Error)?
         repeat {
             do {
                 if logic == nil { try start(nowMs: Self.nowMs()) }
-                while inputOffset < furthestRead { _ = try step() }
+                while inputOffset < target && Self.nowMs() < deadline { _ = try step() }
                 awaitingRetry = false
                 if dirty { try writeCheckpoint(nowMs: Self.nowMs()) }
                 return

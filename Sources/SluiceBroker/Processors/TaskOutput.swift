@@ -16,6 +16,9 @@ protocol TaskOutput: Sendable {
     func append(_ batches: [(TaskCheckpoint.OutputPosition, [RecordBatch])]) throws
     /// Stores a task checkpoint record (a nil value deletes it) and returns once it cannot be lost.
     func storeCheckpoint(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws
+    /// Whether a task may take over from a predecessor on another broker (a cluster, where tasks follow
+    /// leadership): its predecessor's progress after its last checkpoint is then unknown to it.
+    var takesOverTasks: Bool { get }
 }
 
 /// The output of a broker running alone: appends to local partitions and waits for their flush policy.
@@ -24,6 +27,8 @@ struct LocalTaskOutput: TaskOutput {
     let topics: [Topic]
     /// `__processor_checkpoints`' only partition.
     let checkpoints: Partition
+
+    var takesOverTasks: Bool { false }
 
     func recordsWritten(producerId: Int64, in positions: [TaskCheckpoint.OutputPosition]) throws -> [TaskCheckpoint.OutputPosition: Int64] {
         var counts: [TaskCheckpoint.OutputPosition: Int64] = [:]
@@ -75,6 +80,8 @@ struct TaskOutputUnavailable: Error, CustomStringConvertible {
 /// (`LeaderCalls`), so it is replicated like a producer's and counted only once committed.
 struct ClusterTaskOutput: TaskOutput {
     let calls: LeaderCalls
+
+    var takesOverTasks: Bool { true }
 
     func recordsWritten(producerId: Int64, in positions: [TaskCheckpoint.OutputPosition]) throws -> [TaskCheckpoint.OutputPosition: Int64] {
         var counts: [TaskCheckpoint.OutputPosition: Int64] = [:]
