@@ -55,7 +55,8 @@ struct TaskFinalCheckpointTests {
 
     /// A broker with `src` (five batches of ten JSON records, ids 0..<50) and `dst`, and a stateless task
     /// copying one into the other through `output`, with no checkpoint on the way (an hour apart).
-    static func setUp(_ harness: BrokerHarness, _ makeOutput: (LocalTaskOutput) -> any TaskOutput) throws -> (ProcessorTaskRunner, Partition, NIOThreadPool) {
+    static func setUp(_ harness: BrokerHarness, retryDelayMs: Int64 = 500,
+                      _ makeOutput: (LocalTaskOutput) -> any TaskOutput) throws -> (ProcessorTaskRunner, Partition, NIOThreadPool) {
         let broker = harness.broker
         let source = try broker.registry.create(name: "src", partitions: 1, configs: [])
         let sink = try broker.registry.create(name: "dst", partitions: 1, configs: [])
@@ -74,7 +75,7 @@ struct TaskFinalCheckpointTests {
         pool.start()
         // One batch read per step.
         let settings = ProcessorTaskRunner.Settings(limits: TaskLimits(stateBytesMax: 1 << 20), checkpointIntervalMs: 3_600_000,
-                                                    idleTickMs: 200, readBytesMax: 1)
+                                                    idleTickMs: 200, readBytesMax: 1, retryDelayMs: retryDelayMs)
         var logger = Logger(label: "task")
         logger.logLevel = .error
         let runner = ProcessorTaskRunner(processor: "p", role: .query, source: source.partitions[0], startOffset: 0, taskCount: 1,
@@ -104,8 +105,11 @@ struct TaskFinalCheckpointTests {
     func stopDuringRetry() async throws {
         let harness = try await BrokerHarness.start("final-checkpoint")
         let failed = harness.group.next().makePromise(of: Void.self)
-        // With one batch read per step, the third step's write fails.
-        let (runner, checkpoints, pool) = try Self.setUp(harness) { FlakyOutput($0, failingCall: 3, failed: failed) }
+        // With one batch read per step, the third step's write fails. The retry waits an hour, so the stop
+        // below surely comes within it, however slow the machine.
+        let (runner, checkpoints, pool) = try Self.setUp(harness, retryDelayMs: 3_600_000) {
+            FlakyOutput($0, failingCall: 3, failed: failed)
+        }
         runner.schedule()
         try await failed.futureResult.get()
         // Within the retry pause: the task has read 30 records, stored the output of 20 and lost its state.

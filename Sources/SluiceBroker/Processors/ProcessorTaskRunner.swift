@@ -42,6 +42,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         var batchRecordsMax: Int = 10_000
         /// Most bytes of record values per output batch (kept well under `max.message.bytes`).
         var batchBytesMax: Int = 512 * 1024
+        /// Pause before a task whose output was unavailable tries again (a stop during the final checkpoint
+        /// waits at most this long, too).
+        var retryDelayMs: Int64 = 500
     }
 
     /// What the task does.
@@ -218,7 +221,8 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             } catch let error as TaskOutputUnavailable {
                 logic = nil
                 failure = error
-                try? eventLoop.scheduleTask(in: .milliseconds(Self.retryDelayMs)) {}.futureResult.wait()
+                let pauseMs = min(settings.retryDelayMs, max(0, deadline - Self.nowMs()))
+                try? eventLoop.scheduleTask(in: .milliseconds(pauseMs)) {}.futureResult.wait()
             } catch {
                 failure = error
                 break
@@ -287,14 +291,11 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         }
     }
 
-    /// Pause before a task whose output was unavailable tries again.
-    static let retryDelayMs: Int64 = 500
-
     private func retryLater() {
         lock.withLock {
             guard status == .running else { return }
             timer?.cancel()
-            timer = eventLoop.scheduleTask(in: .milliseconds(Self.retryDelayMs)) { [weak self] in self?.schedule() }
+            timer = eventLoop.scheduleTask(in: .milliseconds(settings.retryDelayMs)) { [weak self] in self?.schedule() }
         }
     }
 

@@ -68,7 +68,7 @@ struct LocalTaskOutput: TaskOutput {
 
 /// A write or lookup that may succeed when tried again: no leader is elected, a leader moved or cannot be
 /// reached, too few replicas acknowledged in time. The task starts again from its last checkpoint after
-/// `ProcessorTaskRunner.retryDelayMs` instead of failing for good.
+/// `ProcessorTaskRunner.Settings.retryDelayMs` instead of failing for good.
 struct TaskOutputUnavailable: Error, CustomStringConvertible {
     /// What went wrong, for the log.
     let message: String
