@@ -151,9 +151,54 @@ extension InProcessClusters {
             let again = reset.filter { $0.1 >= 1000 }.map { $0.1 - 1000 }.sorted()
             // The new generation reads everything again with the replaced query: 0..<200 once more.
             #expect(reset.count == 400 && again == (Array(100..<200) + Array(0..<200)).sorted(), "read \(reset.count), shifted \(again.count)")
-            let description = try await client.describeProcessor("copy")
+            var description = try await client.describeProcessor("copy")
             #expect(description.sql.contains("n + 1000"), "\(description.sql)")
-            #expect(description.tasks.map(\.partition) == [0, 1, 2], "\(description.tasks)")
+            // A task moving with leadership is briefly listed nowhere: the view is awaited.
+            let listed = try await cluster.eventually {
+                description = try await client.describeProcessor("copy")
+                return description.tasks.map(\.partition) == [0, 1, 2]
+            }
+            #expect(listed, "\(description.tasks)")
+            await client.close()
+            await cluster.shutdown()
+        }
+
+        /// A replace that pauses the processor just after a source partition's leadership moved, before the
+        /// new leader has run the task, goes on from the furthest checkpoint of the generation; the old
+        /// leader's task must therefore leave one covering what it stored. With no periodic checkpoint (an
+        /// hour apart), only that final one reaches the end of the input.
+        @Test("a task stopped because its partition's leadership moved leaves a checkpoint covering what it stored")
+        func checkpointWhenLeadershipMoves() async throws {
+            let cluster = ClusterHarness(settings: ["processor-checkpoint-interval-ms": "3600000"])
+            _ = try await cluster.startWithTopic("events", partitions: 3, replicationFactor: 3)
+            let client = cluster.client(1)
+            try await client.createProcessor(name: "copy", sql: Self.query, from: .earliest)
+            try await Self.produce(client, 0..<100)
+            #expect(try await Self.readCopies(client, count: 100).count == 100)
+            let stored = cluster.brokers.values.compactMap { $0.metadataReplica?.state.processors["copy"] }.first
+            let generation = try #require(stored.flatMap { ProcessorDefinition.decode(name: "copy", value: $0) }).generation
+
+            // The task runs on the settled leader of events-0, which has read all of its input.
+            let from = try #require(try await cluster.settledLeader("events", 0))
+            let broker = try #require(cluster.brokers[from])
+            let source = try broker.registry.partition("events", 0)
+            let end = source.log.highWatermark
+            let caughtUp = try await cluster.eventually {
+                broker.processors.lock.withLock { broker.processors.entries["copy"] }?.runners
+                    .contains { $0.partition == 0 && $0.snapshot().inputOffset >= end } ?? false
+            }
+            #expect(caughtUp, "the task of events-0 on broker \(from) did not read to \(end)")
+            let to = try #require((1...3).first { $0 != from })
+            source.replica?.transferLeadership(to: UInt64(to))
+
+            // Broker `from`'s reconcile stops the task once it no longer leads (leadership may come back to
+            // it later: it is the preferred replica). The checkpoint it leaves reaches the input's end.
+            var positions: [Int32: Int64] = [:]
+            let covered = try await cluster.eventually {
+                positions = try broker.processors.furthestPositions("copy", generation: generation)
+                return (positions[0] ?? 0) >= end
+            }
+            #expect(covered, "task 0's furthest checkpoint: \(positions[0].map(String.init) ?? "none"), input end \(end)")
             await client.close()
             await cluster.shutdown()
         }

@@ -122,10 +122,11 @@ extension Broker {
     static let processorStopWaitMs: Int64 = 30_000
 
     /// Where each source partition's task of `definition`'s generation stopped: the processor is paused
-    /// (its tasks write a final checkpoint), every reachable broker is asked until it runs none of its
-    /// tasks, a marker written through the checkpoints' leader shows when this broker's replica holds
-    /// everything committed before it, and the checkpoints are read from that replica. A partition
-    /// without a checkpoint of the generation starts where the generation did.
+    /// (its tasks write a final checkpoint, as does a task that stopped when leadership moved), every
+    /// reachable broker is asked until it runs none of its tasks, a marker written through the
+    /// checkpoints' leader shows when this broker's replica holds everything committed before it, and the
+    /// furthest checkpoint of the generation is read from that replica. A partition without a checkpoint
+    /// of the generation starts where the generation did.
     private func stoppedPositions(_ metadata: MetadataReplica, _ definition: ProcessorDefinition, count: Int32, routed: Bool) throws -> [Int64] {
         let calls = try leaderCalls()
         if definition.state == .running {
@@ -155,13 +156,12 @@ extension Broker {
         guard replica.waitForHighWatermark(above: markerOffset, until: deadline, on: eventLoopGroup.next()) else {
             throw WireError(.requestTimedOut, "this broker's copy of \(checkpoints) did not catch up; retry the replace")
         }
-        let latest = processors.latestCheckpoints([definition.name])[definition.name] ?? [:]
+        let furthest = try processors.furthestPositions(definition.name, generation: definition.generation)
         return (0..<count).map { partition in
             // A router's checkpoint when the old query repartitioned (task number count + p; task p is then
             // the aggregator, whose offsets are in the repartition topic), else the query task's.
-            let checkpoint = latest[routed ? count + partition : partition].flatMap { $0.generation == definition.generation ? $0 : nil }
             let start = Int(partition) < definition.startOffsets.count ? definition.startOffsets[Int(partition)] : 0
-            return checkpoint?.inputOffset ?? start
+            return furthest[routed ? count + partition : partition] ?? start
         }
     }
 

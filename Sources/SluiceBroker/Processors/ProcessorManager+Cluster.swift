@@ -143,7 +143,10 @@ extension ProcessorManager {
                 let led = setup.map { setup in Self.tasks(setup, entry.definition).filter { $0.input.replica?.leadsCaughtUp ?? false } } ?? []
                 let ledIds = Set(led.map { Self.taskKey($0.role, $0.input.index) })
                 for runner in entry.runners where !ledIds.contains(Self.taskKey(runner.role, runner.partition)) {
-                    runner.stop(becoming: .stopped, checkpoint: false)
+                    // Leadership moved: a final checkpoint (its writes go through the new leaders) covers
+                    // what this task wrote after its last one. A replace that pauses before the new leader
+                    // has run the task goes on from there rather than from an older checkpoint.
+                    runner.stop(becoming: .stopped, checkpoint: setup != nil)
                 }
                 entry.runners.removeAll { !ledIds.contains(Self.taskKey($0.role, $0.partition)) }
                 let running = Set(entry.runners.map { Self.taskKey($0.role, $0.partition) })
@@ -190,6 +193,21 @@ extension ProcessorManager {
                            metadata: ["error": "\(error)"])
         }
         return latest.mapValues { tasks in tasks.compactMapValues { $0.flatMap(TaskCheckpoint.decode) } }
+    }
+
+    /// The furthest input offset any checkpoint of `name`'s `generation` reached, per task, from this
+    /// broker's replica of `__processor_checkpoints` up to its high watermark. Each checkpoint covers the
+    /// output its task stored; when leadership moves, two tasks of one partition may briefly run and write
+    /// checkpoints out of order, so the furthest one, not the last, covers everything stored.
+    func furthestPositions(_ name: String, generation: Int32) throws -> [Int32: Int64] {
+        guard let topic = registry.topic(Self.checkpointsTopic), let partition = topic.partitions.first else { return [:] }
+        var furthest: [Int32: Int64] = [:]
+        try InternalTopic.replay(partition, through: partition.log.highWatermark) { key, value in
+            guard let key, let value, let (processor, task) = TaskCheckpoint.decodeKey(key), processor == name,
+                  let position = TaskCheckpoint.decodePosition(value), position.generation == generation else { return }
+            furthest[task] = max(furthest[task] ?? 0, position.inputOffset)
+        }
+        return furthest
     }
 
     /// Stops the reconcile timer (shutdown).

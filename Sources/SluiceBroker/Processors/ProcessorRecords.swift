@@ -127,6 +127,15 @@ struct TaskCheckpoint: Sendable, Hashable {
         return Array(writer.buffer.readableBytesView)
     }
 
+    /// The generation and input offset at the head of a stored value, without decoding the rest (a
+    /// checkpoint may carry up to `engineBytesMax` of state); nil when the head does not decode.
+    static func decodePosition(_ value: [UInt8]) -> (generation: Int32, inputOffset: Int64)? {
+        var reader = WireReader(ByteBuffer(bytes: value.prefix(14)))
+        guard (try? reader.readInt16("version")) == 0, let generation = try? reader.readInt32("generation"),
+              let inputOffset = try? reader.readInt64("input offset"), inputOffset >= 0 else { return nil }
+        return (generation, inputOffset)
+    }
+
     /// nil when the value does not decode; the task then starts from its generation's start offsets,
     /// which is safe only because it is logged loudly and the output is deduplicated by sequence.
     static func decode(_ value: [UInt8]) -> TaskCheckpoint? {
