@@ -15,19 +15,25 @@ import Testing
 /// that found no leader (its in-memory state then lost).
 @Suite("processor task: final checkpoint")
 struct TaskFinalCheckpointTests {
-    /// Writes locally, but the `failingCall`-th append finds no leader (once), and says so.
+    /// Writes locally, but the `failingCall`-th append finds no leader (once, or from then on when
+    /// `sticky`, checkpoints too), and says so.
     final class FlakyOutput: TaskOutput, @unchecked Sendable {
         let inner: LocalTaskOutput
         let failingCall: Int
+        let sticky: Bool
         let takesOverTasks: Bool
         private let lock = NIOLock()
         private var calls = 0
+        /// Appends and checkpoint writes tried since the first failure.
+        var triesSinceFailure: Int { lock.withLock { triesAfter } }
+        private var triesAfter = 0
         let failed: EventLoopPromise<Void>
 
-        init(_ inner: LocalTaskOutput, failingCall: Int, failed: EventLoopPromise<Void>, takesOverTasks: Bool = false) {
+        init(_ inner: LocalTaskOutput, failingCall: Int, failed: EventLoopPromise<Void>, sticky: Bool = false, takesOverTasks: Bool = false) {
             self.inner = inner
             self.failingCall = failingCall
             self.failed = failed
+            self.sticky = sticky
             self.takesOverTasks = takesOverTasks
         }
 
@@ -38,16 +44,24 @@ struct TaskFinalCheckpointTests {
         func append(_ batches: [(TaskCheckpoint.OutputPosition, [RecordBatch])]) throws {
             let call = lock.withLock {
                 calls += 1
+                if failingCall > 0 && calls > failingCall { triesAfter += 1 }
                 return calls
             }
             if call == failingCall {
                 failed.succeed(())
                 throw TaskOutputUnavailable(message: "test: no leader")
             }
+            if sticky && failingCall > 0 && call > failingCall { throw TaskOutputUnavailable(message: "test: still no leader") }
             try inner.append(batches)
         }
 
         func storeCheckpoint(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {
+            let failing = lock.withLock {
+                let failing = sticky && failingCall > 0 && calls >= failingCall
+                if failing { triesAfter += 1 }
+                return failing
+            }
+            if failing { throw TaskOutputUnavailable(message: "test: still no leader") }
             try inner.storeCheckpoint(key: key, value: value, timestampMs: timestampMs)
         }
 
@@ -145,6 +159,31 @@ struct TaskFinalCheckpointTests {
             #expect(stored == nil && ids.isEmpty, "\(String(describing: stored)), \(ids.count) outputs")
         }
         never.succeed(())
+        try await pool.shutdownGracefully()
+        await harness.stop()
+    }
+
+    /// A reconcile stopping many tasks whose leaders cannot be reached shares one deadline among their
+    /// final checkpoints; a stop whose deadline has passed gives up at once instead of waiting its own
+    /// `finalCheckpointWaitMs` for a leader.
+    @Test("a stop whose checkpoint deadline has passed tries no more writes")
+    func stopPastDeadline() async throws {
+        let harness = try await BrokerHarness.start("final-checkpoint-deadline")
+        let failed = harness.group.next().makePromise(of: Void.self)
+        var flaky: FlakyOutput?
+        let (runner, checkpoints, pool) = try Self.setUp(harness, retryDelayMs: 3_600_000) { inner in
+            let output = FlakyOutput(inner, failingCall: 3, failed: failed, sticky: true, takesOverTasks: true)
+            flaky = output
+            return output
+        }
+        let output = try #require(flaky)
+        runner.schedule()
+        try await failed.futureResult.get()
+        runner.stop(becoming: .paused, checkpoint: true, checkpointDeadlineMs: ProcessorTaskRunner.nowMs() - 1)
+
+        #expect(output.triesSinceFailure == 0, "\(output.triesSinceFailure) writes tried after the deadline")
+        let (stored, ids) = try await Self.stored(harness, checkpoints)
+        #expect(stored == nil && ids.count == 20, "\(String(describing: stored)), \(ids.count) outputs")
         try await pool.shutdownGracefully()
         await harness.stop()
     }

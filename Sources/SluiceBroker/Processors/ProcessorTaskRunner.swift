@@ -172,8 +172,10 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     }
 
     /// Stops the task (for pause, delete or shutdown): waits for a running step, then writes a final
-    /// checkpoint when `checkpoint` is true, so a restart does not replay.
-    func stop(becoming newStatus: Status, checkpoint: Bool) {
+    /// checkpoint when `checkpoint` is true, so a restart does not replay. The checkpoint's work stops at
+    /// `checkpointDeadlineMs` (`nowMs()` time; by default `finalCheckpointWaitMs` from now), which a caller
+    /// stopping many tasks shares among them.
+    func stop(becoming newStatus: Status, checkpoint: Bool, checkpointDeadlineMs: Int64? = nil) {
         let previous: Status = lock.withLock {
             defer {
                 status = newStatus
@@ -192,7 +194,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             case .running, .paused, .stopped: failed = false
             }
             guard checkpoint, logic != nil || awaitingRetry || (output.takesOverTasks && !failed) else { return }
-            storeFinalCheckpoint()
+            storeFinalCheckpoint(deadline: checkpointDeadlineMs ?? Self.nowMs() + Self.finalCheckpointWaitMs)
         }
     }
 
@@ -204,11 +206,9 @@ final class ProcessorTaskRunner: @unchecked Sendable {
     /// storing only what is not stored yet, so that the checkpoint covers every output already written.
     /// Where tasks take over from predecessors on other brokers, whose progress after their last
     /// checkpoint is not known here, it reads on to the input's end as the stop found it. Either way it
-    /// stops reading at `finalCheckpointWaitMs` and checkpoints where it got. Writes that find no leader
-    /// are tried again until then; what fails for good leaves the last checkpoint (the task then replays
-    /// from there).
-    private func storeFinalCheckpoint() {
-        let deadline = Self.nowMs() + Self.finalCheckpointWaitMs
+    /// stops reading at `deadline` and checkpoints where it got. Writes that find no leader are tried
+    /// again until then; what fails for good leaves the last checkpoint (the task then replays from there).
+    private func storeFinalCheckpoint(deadline: Int64) {
         let target = output.takesOverTasks ? max(furthestRead, source.log.highWatermark) : furthestRead
         var failure: (any Error)?
         repeat {
