@@ -44,6 +44,10 @@ final class ClusterHarness: @unchecked Sendable {
         try config.set("cluster", clusterText, source: "test")
         try config.set("io-threads", "4", source: "test")
         try config.set("raft-tick-ms", "20", source: "test")
+        // 1 to 2 s election timeouts (and check-quorum rounds): with the default 10 ticks a slow fsync
+        // or a starved thread on a loaded machine triggers elections and step-downs every few hundred
+        // milliseconds, so a leader a test picked stops answering as one. Waits after a stop are 10 s.
+        try config.set("raft-election-ticks", "50", source: "test")
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) { try config.set(key, value, source: "test") }
         try config.validate()
         return config
@@ -65,12 +69,17 @@ final class ClusterHarness: @unchecked Sendable {
         try? await loops.removeValue(forKey: id)?.shutdownGracefully()
     }
 
+    /// A client of broker `id`. Its request timeout is generous: admin calls the broker answers only
+    /// once the metadata group applied them (replacing a processor allows itself 30 s + 10 s) take long
+    /// on a loaded machine, and no test relies on the client giving up early.
     func client(_ id: Int32) -> SluiceClient {
         SluiceClient(brokers: [BrokerAddress(host: "127.0.0.1", port: ports[id] ?? 0)], clientId: "cluster-test",
-                     requestTimeoutMs: 10_000, eventLoopGroup: group)
+                     requestTimeoutMs: 60_000, eventLoopGroup: group)
     }
 
-    /// Starts every broker and creates `topic` through the controller; returns the controller.
+    /// Starts every broker and creates `topic` through the controller; returns the controller once every
+    /// running broker hosting one of the topic's partitions has opened its replica (`createTopic` waits
+    /// for the controller only: a follower applies the creation a moment later).
     func startWithTopic(_ topic: String, partitions: Int32 = 1, replicationFactor: Int16 = 3,
                         configs: [String: String] = [:]) async throws -> Int32 {
         for id in ports.keys.sorted() { try await start(id) }
@@ -78,10 +87,25 @@ final class ClusterHarness: @unchecked Sendable {
         let admin = client(controller)
         try await admin.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor, configs: configs)
         await admin.close()
+        let opened = try await eventually(timeoutMs: 30_000) { replicasOpened(topic) }
+        try #require(opened, "not every broker hosting \(topic) opened its replicas: \(describeReplicas(topic, 0))")
         return controller
     }
 
-    /// Polls until `condition` holds (elections take a few hundred milliseconds); false after `timeoutMs`.
+    /// Whether some broker applied `topic`'s creation and every running broker it places a replica on
+    /// has that partition's Raft group.
+    func replicasOpened(_ topic: String) -> Bool {
+        guard let assignment = brokers.values.lazy.compactMap({ $0.metadataReplica?.state.topics[topic] }).first else { return false }
+        for (partition, hosts) in assignment.replicas.enumerated() {
+            for host in hosts {
+                guard let broker = brokers[host] else { continue }  // not running
+                guard (try? broker.registry.partition(topic, Int32(partition)).replica) != nil else { return false }
+            }
+        }
+        return true
+    }
+
+    /// Polls until `condition` holds (an election takes 1 to 2 s); false after `timeoutMs`.
     func eventually(timeoutMs: Int = 10_000, _ condition: () async throws -> Bool) async throws -> Bool {
         try await pollUntil(timeoutMs: timeoutMs, condition)
     }

@@ -82,7 +82,9 @@ struct GroupIntegrationTests {
         let harness = try await BrokerHarness.start()
         let client = harness.client()
         try await client.createTopic("f", partitions: 2)
-        let join = GroupHeartbeatRequest(groupId: "F", memberId: "", memberEpoch: 0, sessionTimeoutMs: 10_000,
+        // The longest session the broker allows: the members must outlive any stall of this test, or the
+        // checks below would meet an expired member instead of a stale epoch.
+        let join = GroupHeartbeatRequest(groupId: "F", memberId: "", memberEpoch: 0, sessionTimeoutMs: 300_000,
                                          subscribedTopics: ["f"], assignor: nil, ownedPartitions: [])
         let joined = try await client.send(.groupHeartbeat, join, expecting: GroupHeartbeatResponse.self)
         #expect(joined.memberEpoch > 0)
@@ -91,7 +93,7 @@ struct GroupIntegrationTests {
         other.memberId = ""
         _ = try await client.send(.groupHeartbeat, other, expecting: GroupHeartbeatResponse.self)
         let owned = joined.assignment ?? []
-        let beat = GroupHeartbeatRequest(groupId: "F", memberId: joined.memberId, memberEpoch: joined.memberEpoch, sessionTimeoutMs: 10_000,
+        let beat = GroupHeartbeatRequest(groupId: "F", memberId: joined.memberId, memberEpoch: joined.memberEpoch, sessionTimeoutMs: 300_000,
                                          subscribedTopics: nil, assignor: nil, ownedPartitions: owned)
         let next = try await client.send(.groupHeartbeat, beat, expecting: GroupHeartbeatResponse.self)
         #expect(next.memberEpoch > joined.memberEpoch)

@@ -30,7 +30,7 @@ extension EndToEnd {
         // MARK: 1. Done when
 
         @Test("processors, done when: clicks per user and 10 s window, as the oracle and `processor test` compute them",
-              .timeLimit(.minutes(2)))
+              .timeLimit(.minutes(10)))
         func clicksPerUser() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()
@@ -81,7 +81,7 @@ extension EndToEnd {
         // MARK: 2. SIGKILL, exactly once
 
         @Test("processors: every window result is in the sink exactly once across SIGKILLs at seeded moments",
-              .timeLimit(.minutes(2)))
+              .timeLimit(.minutes(10)))
         func exactlyOnceAcrossKills() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()
@@ -182,7 +182,7 @@ extension EndToEnd {
         // MARK: 3. Lifecycle
 
         @Test("processors: pause, resume, reset, replace and delete show in list and describe and do what they say",
-              .timeLimit(.minutes(2)))
+              .timeLimit(.minutes(10)))
         func lifecycle() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()
@@ -267,7 +267,7 @@ extension EndToEnd {
         // MARK: 4. Word count
 
         @Test("processors: word count over UNNEST(SPLIT(…)), per minute, over one and two partitions; the stateless variant",
-              .timeLimit(.minutes(2)))
+              .timeLimit(.minutes(10)))
         func wordCount() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()
@@ -329,7 +329,7 @@ extension EndToEnd {
         // MARK: 5. Clean restart
 
         @Test("processors: after SIGTERM and a restart they carry on from their checkpoints, with no duplicates",
-              .timeLimit(.minutes(2)))
+              .timeLimit(.minutes(10)))
         func carryOnAfterCleanRestart() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()
