@@ -163,6 +163,30 @@ extension InProcessClusters {
             await cluster.shutdown()
         }
 
+        /// A broker that is down runs no task, so a replace does not wait for it to say so: once the
+        /// metadata group no longer hears from it, the replace goes on, from where the old query stopped.
+        @Test("with a broker down, a replace goes on without it, from where the old query stopped")
+        func replaceWithBrokerDown() async throws {
+            let cluster = ClusterHarness()
+            let controller = try await cluster.startWithTopic("events", partitions: 3, replicationFactor: 3)
+            let client = cluster.client(controller)
+            try await client.createProcessor(name: "copy", sql: Self.query, from: .earliest)
+            try await Self.produce(client, 0..<100)
+            #expect(try await Self.readCopies(client, count: 100).count == 100)
+            let down = try #require((1...3).first { $0 != controller })
+            await cluster.stop(down)
+
+            try await client.replaceProcessor("copy", sql: "INSERT INTO copies SELECT id, n + 1000 AS n FROM events WHERE n >= 0")
+            try await Self.produce(client, 100..<200)
+            let replaced = Self.pairs(try await Self.readCopies(client, count: 200))
+            let plain = replaced.filter { $0.1 < 1000 }.map(\.1).sorted()
+            let shifted = replaced.filter { $0.1 >= 1000 }.map { $0.1 - 1000 }.sorted()
+            #expect(plain == Array(0..<100) && shifted == Array(100..<200),
+                    "plain \(plain.count) (\(plain.prefix(3))…), shifted \(shifted.count) (\(shifted.prefix(3))…)")
+            await client.close()
+            await cluster.shutdown()
+        }
+
         /// A replace that pauses the processor just after a source partition's leadership moved, before the
         /// new leader has run the task, goes on from the furthest checkpoint of the generation; the old
         /// leader's task must therefore leave one covering what it stored. With no periodic checkpoint (an

@@ -129,21 +129,27 @@ extension Broker {
     /// of the generation starts where the generation did.
     private func stoppedPositions(_ metadata: MetadataReplica, _ definition: ProcessorDefinition, count: Int32, routed: Bool) throws -> [Int64] {
         let calls = try leaderCalls()
+        let deadline = MonotonicClock.nowNanoseconds() + UInt64(Self.processorStopWaitMs) * 1_000_000
         if definition.state == .running {
+            try awaitTasksRunning(definition, count: count, calls: calls, deadline: deadline)
             var paused = definition
             paused.state = .paused
             try proposeAndWait(metadata, .putProcessor(name: definition.name, definition: paused.encodeValue(), isNew: false))
         }
-        let deadline = MonotonicClock.nowNanoseconds() + UInt64(Self.processorStopWaitMs) * 1_000_000
         for node in replicaManager?.cluster.ids ?? [] {
             while true {
                 // "paused" means the broker applied the pause, whose application stopped its tasks (routers
-                // too, which describe does not list) after their final checkpoints. A broker that cannot
-                // be reached runs nothing another broker leads; an unknown processor has no tasks.
-                guard let answer = try? calls.describeProcessor(definition.name, at: node), answer.error == .none,
-                      answer.state != "paused" else { break }
+                // too, which describe does not list) after their final checkpoints. An unknown processor
+                // has no tasks. A broker that does not answer may be down, and then runs nothing another
+                // broker leads; but one the metadata group heard from within an election timeout is up
+                // (slow, or its connection was lost) and may still be writing: it is asked again.
+                if let answer = try? calls.describeProcessor(definition.name, at: node) {
+                    guard answer.error == .none, answer.state != "paused" else { break }
+                } else {
+                    guard metadata.group?.status.replicas[UInt64(node)]?.recentlyActive ?? false else { break }
+                }
                 guard MonotonicClock.nowNanoseconds() < deadline else {
-                    throw WireError(.requestTimedOut, "broker \(node) still runs tasks of '\(definition.name)'; retry the replace")
+                    throw WireError(.requestTimedOut, "broker \(node) still runs tasks of '\(definition.name)' or does not say; retry the replace")
                 }
                 // Another broker's tasks announce nothing when they stop: ask again shortly.
                 try? eventLoopGroup.next().scheduleTask(in: .milliseconds(50)) {}.futureResult.wait()
@@ -162,6 +168,26 @@ extension Broker {
             // the aggregator, whose offsets are in the repartition topic), else the query task's.
             let start = Int(partition) < definition.startOffsets.count ? definition.startOffsets[Int(partition)] : 0
             return furthest[routed ? count + partition : partition] ?? start
+        }
+    }
+
+    /// Waits until some broker runs the task of each of `count` partitions, as `describe` lists them (the
+    /// query tasks, or after a repartition the aggregators; routers are not listed). A task stops with a
+    /// final checkpoint that covers what its predecessors stored, since it reads on to its input's end
+    /// first. A partition whose leader just stopped or died has no task until the next leader starts one,
+    /// and a pause before that would leave only the dead task's older checkpoint.
+    private func awaitTasksRunning(_ definition: ProcessorDefinition, count: Int32, calls: LeaderCalls, deadline: UInt64) throws {
+        var missing = Set(0..<count)
+        while true {
+            for node in replicaManager?.cluster.ids ?? [] where !missing.isEmpty {
+                guard let answer = try? calls.describeProcessor(definition.name, at: node), answer.error == .none else { continue }
+                for task in answer.tasks where task.state == "running" { missing.remove(task.partition) }
+            }
+            guard let partition = missing.min() else { return }
+            guard MonotonicClock.nowNanoseconds() < deadline else {
+                throw WireError(.requestTimedOut, "no broker runs the task of partition \(partition) of '\(definition.name)' (its leader may be down); retry the replace")
+            }
+            try? eventLoopGroup.next().scheduleTask(in: .milliseconds(50)) {}.futureResult.wait()
         }
     }
 
