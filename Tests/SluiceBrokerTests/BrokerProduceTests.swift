@@ -156,9 +156,8 @@ extension InProcessClusters {
 
             // ...and answers as soon as commits move the high watermark past its last offset. It may wait
             // as long as the broker allows (30 s), so five fsynced acks=all produces on a loaded machine
-            // still come first; answered by the timeout it would say request_timed_out after 30 s.
+            // still come first; answered by the timeout it would say request_timed_out, not 3 records.
             let waiter = cluster.client(leader)
-            let started = MonotonicClock.nowNanoseconds()
             let waiting = Task { try await BrokerProduceTests.describe(waiter, timeoutMs: 60_000, [other]) }
             try await Task.sleep(nanoseconds: 200_000_000)
             for k in 0..<5 {
@@ -166,8 +165,6 @@ extension InProcessClusters {
                 #expect(answer.error == .none, "\(answer.errorMessage ?? "")")
             }
             #expect(try await waiting.value == [.init(topic: "dpc", partition: 0, producerEpoch: otherEpoch, recordsWritten: 3)])
-            let elapsedMs = (MonotonicClock.nowNanoseconds() - started) / 1_000_000
-            #expect(elapsedMs < 30_000, "answered after \(elapsedMs) ms: woken by the commit, not by the timeout")
             await waiter.close()
             await client.close()
             await cluster.shutdown()

@@ -207,7 +207,7 @@ extension InProcessClusters {
             let broker = try #require(cluster.brokers[from])
             let source = try broker.registry.partition("events", 0)
             let end = source.log.highWatermark
-            let caughtUp = try await cluster.eventually {
+            let caughtUp = try await cluster.eventually(timeoutMs: 30_000) {
                 broker.processors.lock.withLock { broker.processors.entries["copy"] }?.runners
                     .contains { $0.partition == 0 && $0.snapshot().inputOffset >= end } ?? false
             }
@@ -218,7 +218,7 @@ extension InProcessClusters {
             // Broker `from`'s reconcile stops the task once it no longer leads (leadership may come back to
             // it later: it is the preferred replica). The checkpoint it leaves reaches the input's end.
             var positions: [Int32: Int64] = [:]
-            let covered = try await cluster.eventually {
+            let covered = try await cluster.eventually(timeoutMs: 30_000) {
                 positions = try broker.processors.furthestPositions("copy", generation: generation)
                 return (positions[0] ?? 0) >= end
             }

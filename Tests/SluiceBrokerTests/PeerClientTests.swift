@@ -13,7 +13,7 @@ import Testing
 
 /// `PeerClient` against a real in-process broker, a port nothing listens on, and a stand-in broker that
 /// reads requests and answers only when a test tells it to.
-@Suite("PeerClient", .timeLimit(.minutes(1)))
+@Suite("PeerClient", .timeLimit(.minutes(10)))
 struct PeerClientTests {
     static let decodeApiVersions: @Sendable (ByteBuffer) throws -> ApiVersionsResponse = { try ApiVersionsResponse.decode($0, version: 0) }
     static let decodeMetadata: @Sendable (ByteBuffer) throws -> MetadataResponse = { try MetadataResponse.decode($0, version: 0) }

@@ -32,7 +32,7 @@ extension EndToEnd {
             #expect(ordered == ordered.sorted(), "percentiles out of order \(values): \(result)", sourceLocation: sourceLocation)
         }
 
-        @Test("bench: produce, consume and e2e print one JSON report", .timeLimit(.minutes(3)))
+        @Test("bench: produce, consume and e2e print one JSON report", .timeLimit(.minutes(10)))
         func jsonReports() throws {
             guard executablesPresent() else { return }
             let dir = TemporaryDirectory("sluice-e2e-bench")

@@ -26,7 +26,7 @@ extension EndToEnd {
             }
         }
 
-        @Test("CLI errors: unknown topics, an unreachable broker and bad flag values", .timeLimit(.minutes(2)))
+        @Test("CLI errors: unknown topics, an unreachable broker and bad flag values", .timeLimit(.minutes(10)))
         func badInput() throws {
             guard executablesPresent() else { return }
             let dir = TemporaryDirectory("sluice-e2e-errors")
@@ -65,7 +65,7 @@ extension EndToEnd {
             broker.stop()
         }
 
-        @Test("CLI errors: a second sluiced on the same data directory refuses to start", .timeLimit(.minutes(1)))
+        @Test("CLI errors: a second sluiced on the same data directory refuses to start", .timeLimit(.minutes(10)))
         func dataDirectoryInUse() throws {
             guard executablesPresent() else { return }
             let dir = TemporaryDirectory("sluice-e2e-lock")

@@ -7,7 +7,7 @@ import Testing
 extension EndToEnd {
     @Suite("consume output")
     struct ConsumeOutput {
-        @Test("consume output: --json, -p 1 -o 5 -n 3, -o -2 and -H headers", .timeLimit(.minutes(2)))
+        @Test("consume output: --json, -p 1 -o 5 -n 3, -o -2 and -H headers", .timeLimit(.minutes(10)))
         func formats() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()

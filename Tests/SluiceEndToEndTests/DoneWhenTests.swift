@@ -14,7 +14,7 @@ extension EndToEnd {
         static let firstHalf = 40_000
 
         @Test("done when: 100,000 keyed records survive SIGKILL; a group reads them once across a restart",
-              .timeLimit(.minutes(3)))
+              .timeLimit(.minutes(10)))
         func keyedRecordsThroughCrashes() throws {
             guard executablesPresent() else { return }
             let dir = TemporaryDirectory("sluice-e2e-done")

@@ -27,7 +27,7 @@ extension EndToEnd {
         }
 
         @Test("group reset: a dry run changes nothing; --execute rewinds; --to @TIME and -N pick the right offsets",
-              .timeLimit(.minutes(2)))
+              .timeLimit(.minutes(10)))
         func reset() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()

@@ -8,7 +8,7 @@ import Testing
 extension EndToEnd {
     @Suite("restart")
     struct Restart {
-        @Test("restart: after SIGTERM every record is back and the offsets are unchanged", .timeLimit(.minutes(2)))
+        @Test("restart: after SIGTERM every record is back and the offsets are unchanged", .timeLimit(.minutes(10)))
         func cleanRestart() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()
@@ -36,7 +36,7 @@ extension EndToEnd {
         }
 
         @Test("restart: records acknowledged with --acks all survive a SIGKILL right after produce exits",
-              .timeLimit(.minutes(2)))
+              .timeLimit(.minutes(10)))
         func acknowledgedSurviveKill() throws {
             guard executablesPresent() else { return }
             var rng = SeededRandom.fromEnvironment()

@@ -17,7 +17,7 @@ extension EndToEnd {
             return Dictionary(list.compactMap { entry in (entry["name"] as? String).map { ($0, entry) } }, uniquingKeysWith: { a, _ in a })
         }
 
-        @Test("topic admin: alter shows in describe, a bad value is refused readably, list and delete", .timeLimit(.minutes(2)))
+        @Test("topic admin: alter shows in describe, a bad value is refused readably, list and delete", .timeLimit(.minutes(10)))
         func alterListDelete() throws {
             guard executablesPresent() else { return }
             let dir = TemporaryDirectory("sluice-e2e-topics")

@@ -117,7 +117,7 @@ struct CrashTest {
         return run
     }
 
-    @Test("crash: SIGKILL at a random ack never loses an acknowledged record", .timeLimit(.minutes(2)))
+    @Test("crash: SIGKILL at a random ack never loses an acknowledged record", .timeLimit(.minutes(10)))
     func killedWriterKeepsEveryAck() throws {
         guard FileSystem.exists(Self.executable) else {
             Issue.record("\(Self.executable) is missing: build every product first (`swift build --build-tests`)")

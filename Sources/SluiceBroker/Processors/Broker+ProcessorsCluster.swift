@@ -181,7 +181,9 @@ extension Broker {
         while true {
             for node in replicaManager?.cluster.ids ?? [] where !missing.isEmpty {
                 guard let answer = try? calls.describeProcessor(definition.name, at: node), answer.error == .none else { continue }
-                for task in answer.tasks where task.state == "running" { missing.remove(task.partition) }
+                // Any state: a failed task or one paused at its state limit was started on a live broker
+                // too, and leaves what it can (a replace is the remedy the state limit's message names).
+                for task in answer.tasks { missing.remove(task.partition) }
             }
             guard let partition = missing.min() else { return }
             guard MonotonicClock.nowNanoseconds() < deadline else {

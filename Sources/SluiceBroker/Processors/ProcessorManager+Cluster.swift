@@ -70,9 +70,8 @@ extension ProcessorManager {
     }
 
     /// Brings the entries to the newest definitions: processors that are new, changed or gone stop their
-    /// tasks here (the reconcile starts what this broker should run). Under `adminLock`. Final checkpoints
-    /// stop their work at `checkpointDeadlineMs`.
-    private func applyDefinitions(_ definitions: [ProcessorDefinition], touched: Set<String>, checkpointDeadlineMs: Int64) {
+    /// tasks here (the reconcile starts what this broker should run). Under `adminLock`.
+    private func applyDefinitions(_ definitions: [ProcessorDefinition], touched: Set<String>) {
         var current = lock.withLock { entries }
         let wanted = Dictionary(definitions.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
         for name in touched {
@@ -88,9 +87,9 @@ extension ProcessorManager {
             // Paused: a final checkpoint, so a resume does not replay. Replaced or deleted: none, its
             // checkpoints no longer count.
             let pausing = wanted[name].map { $0.generation == entry.definition.generation && $0.state == .paused } ?? false
-            for runner in entry.runners {
-                runner.stop(becoming: pausing ? .paused : .stopped, checkpoint: pausing, checkpointDeadlineMs: checkpointDeadlineMs)
-            }
+            // Each pausing task has its own `finalCheckpointWaitMs` to read on to its input's end: a
+            // replace goes on from where it got.
+            for runner in entry.runners { runner.stop(becoming: pausing ? .paused : .stopped, checkpoint: pausing) }
             entry.runners = []
             if let definition = wanted[name] {
                 entry.definition = definition
@@ -120,9 +119,9 @@ extension ProcessorManager {
     }
 
     /// Starts the tasks of running processors whose input this broker leads (caught up), and stops the
-    /// rest. Runs on the processor pool. The final checkpoints of the tasks it stops share
-    /// `ProcessorTaskRunner.finalCheckpointWaitMs`: where the leaders cannot be reached (this broker cut
-    /// off), a hundred stopping tasks must not hold the reconcile for a hundred times that.
+    /// rest. Runs on the processor pool. The final checkpoints of the tasks it stops because leadership
+    /// moved share `ProcessorTaskRunner.finalCheckpointWaitMs`: where the leaders cannot be reached (this
+    /// broker cut off), a hundred stopping tasks must not hold the reconcile for a hundred times that.
     private func reconcile(_ cluster: ClusterState) {
         adminLock.withLock {
             let checkpointDeadlineMs = ProcessorTaskRunner.nowMs() + ProcessorTaskRunner.finalCheckpointWaitMs
@@ -133,7 +132,7 @@ extension ProcessorManager {
                 }
                 return (cluster.pending, cluster.touched)
             }
-            if let definitions { applyDefinitions(definitions, touched: touched, checkpointDeadlineMs: checkpointDeadlineMs) }
+            if let definitions { applyDefinitions(definitions, touched: touched) }
             var starting: [(Entry, TaskSetup, [TaskSpec])] = []
             for entry in lock.withLock({ Array(entries.values) }) {
                 let keep = entry.definition.state == .running
@@ -150,9 +149,10 @@ extension ProcessorManager {
                 let ledIds = Set(led.map { Self.taskKey($0.role, $0.input.index) })
                 for runner in entry.runners where !ledIds.contains(Self.taskKey(runner.role, runner.partition)) {
                     // Leadership moved: a final checkpoint (its writes go through the new leaders) covers
-                    // what this task wrote after its last one. A replace that pauses before the new leader
-                    // has run the task goes on from there rather than from an older checkpoint.
-                    runner.stop(becoming: .stopped, checkpoint: setup != nil, checkpointDeadlineMs: checkpointDeadlineMs)
+                    // what this task wrote after its last one, no further: the new leader's task reads on.
+                    // A replace that pauses before that task has run goes on from there rather than from
+                    // an older checkpoint.
+                    runner.stop(becoming: .stopped, checkpoint: setup != nil, toInputEnd: false, checkpointDeadlineMs: checkpointDeadlineMs)
                 }
                 entry.runners.removeAll { !ledIds.contains(Self.taskKey($0.role, $0.partition)) }
                 let running = Set(entry.runners.map { Self.taskKey($0.role, $0.partition) })

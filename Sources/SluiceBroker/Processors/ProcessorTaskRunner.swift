@@ -171,11 +171,13 @@ final class ProcessorTaskRunner: @unchecked Sendable {
         }
     }
 
-    /// Stops the task (for pause, delete or shutdown): waits for a running step, then writes a final
-    /// checkpoint when `checkpoint` is true, so a restart does not replay. The checkpoint's work stops at
-    /// `checkpointDeadlineMs` (`nowMs()` time; by default `finalCheckpointWaitMs` from now), which a caller
-    /// stopping many tasks shares among them.
-    func stop(becoming newStatus: Status, checkpoint: Bool, checkpointDeadlineMs: Int64? = nil) {
+    /// Stops the task (for pause, delete, shutdown or a leadership move): waits for a running step, then
+    /// writes a final checkpoint when `checkpoint` is true, so a restart does not replay. Where tasks take
+    /// over from predecessors (`TaskOutput.takesOverTasks`), that checkpoint first reads on to the input's
+    /// end when `toInputEnd`; otherwise it covers only what this task stored. The checkpoint's work stops
+    /// at `checkpointDeadlineMs` (`nowMs()` time; by default `finalCheckpointWaitMs` from now), which a
+    /// caller stopping many tasks shares among them.
+    func stop(becoming newStatus: Status, checkpoint: Bool, toInputEnd: Bool = true, checkpointDeadlineMs: Int64? = nil) {
         let previous: Status = lock.withLock {
             defer {
                 status = newStatus
@@ -193,29 +195,36 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             case .failed, .pausedAtLimit: failed = true
             case .running, .paused, .stopped: failed = false
             }
-            guard checkpoint, logic != nil || awaitingRetry || (output.takesOverTasks && !failed) else { return }
-            storeFinalCheckpoint(deadline: checkpointDeadlineMs ?? Self.nowMs() + Self.finalCheckpointWaitMs)
+            let readsOn = output.takesOverTasks && toInputEnd
+            guard checkpoint, logic != nil || awaitingRetry || (readsOn && !failed) else { return }
+            storeFinalCheckpoint(target: readsOn ? max(furthestRead, source.log.highWatermark) : furthestRead,
+                                 deadline: checkpointDeadlineMs ?? Self.nowMs() + Self.finalCheckpointWaitMs)
         }
     }
 
     /// Most time a stop spends on its final checkpoint: catching up after a lost step and waiting for a leader.
     static let finalCheckpointWaitMs: Int64 = 10_000
 
-    /// Writes the checkpoint a stop leaves (a replace in a cluster goes on from it). A task waiting to retry
-    /// first rebuilds its state: it restores its last checkpoint and reads again up to where it had got,
-    /// storing only what is not stored yet, so that the checkpoint covers every output already written.
-    /// Where tasks take over from predecessors on other brokers, whose progress after their last
-    /// checkpoint is not known here, it reads on to the input's end as the stop found it. Either way it
+    /// Writes the checkpoint a stop leaves (a replace in a cluster goes on from it), having read up to
+    /// `target`. A task waiting to retry first rebuilds its state: it restores its last checkpoint and reads
+    /// again, storing only what is not stored yet, so that the checkpoint covers every output already
+    /// written. Where tasks take over from predecessors on other brokers, whose progress after their last
+    /// checkpoint is not known here, the target is the input's end as the stop found it. Either way it
     /// stops reading at `deadline` and checkpoints where it got. Writes that find no leader are tried
     /// again until then; what fails for good leaves the last checkpoint (the task then replays from there).
-    private func storeFinalCheckpoint(deadline: Int64) {
-        let target = output.takesOverTasks ? max(furthestRead, source.log.highWatermark) : furthestRead
+    /// With the deadline passed it tries nothing (each try may wait for a leader).
+    private func storeFinalCheckpoint(target: Int64, deadline: Int64) {
         var failure: (any Error)?
-        repeat {
+        while Self.nowMs() < deadline {
             do {
                 if logic == nil { try start(nowMs: Self.nowMs()) }
                 while inputOffset < target && Self.nowMs() < deadline { _ = try step() }
                 awaitingRetry = false
+                if inputOffset < target {
+                    logger.warning("processor checkpoint at stop is short of its target: no time left", metadata: [
+                        "processor": "\(processor)", "partition": "\(partition)", "offset": "\(inputOffset)", "target": "\(target)",
+                    ])
+                }
                 if dirty { try writeCheckpoint(nowMs: Self.nowMs()) }
                 return
             } catch let error as TaskOutputUnavailable {
@@ -227,7 +236,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
                 failure = error
                 break
             }
-        } while Self.nowMs() < deadline
+        }
         logger.warning("processor checkpoint at stop failed", metadata: [
             "processor": "\(processor)", "partition": "\(partition)", "error": "\(failure.map { "\($0)" } ?? "")",
         ])
