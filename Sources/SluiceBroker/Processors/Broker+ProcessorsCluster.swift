@@ -136,17 +136,25 @@ extension Broker {
             paused.state = .paused
             try proposeAndWait(metadata, .putProcessor(name: definition.name, definition: paused.encodeValue(), isNew: false))
         }
+        // The metadata group's leader clears a follower's "recently active" at each check-quorum round and
+        // sets it on the follower's next message: a live broker shows it within any two election timeouts.
+        let silenceNs = UInt64(2 * config.raftElectionTicks) * UInt64(config.raftTickMs) * 1_000_000
         for node in replicaManager?.cluster.ids ?? [] {
+            var silentSince: UInt64?
             while true {
                 // "paused" means the broker applied the pause, whose application stopped its tasks (routers
                 // too, which describe does not list) after their final checkpoints. An unknown processor
                 // has no tasks. A broker that does not answer may be down, and then runs nothing another
-                // broker leads; but one the metadata group heard from within an election timeout is up
-                // (slow, or its connection was lost) and may still be writing: it is asked again.
+                // broker leads; but one the metadata group still hears from is up (slow, or its
+                // connection was lost) and may still be writing: it is asked again.
                 if let answer = try? calls.describeProcessor(definition.name, at: node) {
                     guard answer.error == .none, answer.state != "paused" else { break }
+                } else if metadata.group?.status.replicas[UInt64(node)]?.recentlyActive ?? false {
+                    silentSince = nil
                 } else {
-                    guard metadata.group?.status.replicas[UInt64(node)]?.recentlyActive ?? false else { break }
+                    let now = MonotonicClock.nowNanoseconds()
+                    if now - (silentSince ?? now) >= silenceNs { break }
+                    silentSince = silentSince ?? now
                 }
                 guard MonotonicClock.nowNanoseconds() < deadline else {
                     throw WireError(.requestTimedOut, "broker \(node) still runs tasks of '\(definition.name)' or does not say; retry the replace")
