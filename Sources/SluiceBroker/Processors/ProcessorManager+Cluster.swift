@@ -186,12 +186,10 @@ extension ProcessorManager {
     /// behind gives an older checkpoint, which is as good: the task replays more input and skips the output
     /// already stored.
     func latestCheckpoints(_ names: Set<String>) -> [String: [Int32: TaskCheckpoint]] {
-        guard let topic = registry.topic(Self.checkpointsTopic), let partition = topic.partitions.first else { return [:] }
         var latest: [String: [Int32: [UInt8]?]] = [:]
         do {
-            try InternalTopic.replay(partition, through: partition.log.highWatermark) { key, value in
-                guard let key, let (name, task) = TaskCheckpoint.decodeKey(key), names.contains(name) else { return }
-                latest[name, default: [:]][task] = .some(value)
+            try replayCommittedCheckpoints { name, task, value in
+                if names.contains(name) { latest[name, default: [:]][task] = .some(value) }
             }
         } catch {
             // Starting from older checkpoints (or the generation's start) is safe, only slower.
@@ -206,14 +204,24 @@ extension ProcessorManager {
     /// output its task stored; when leadership moves, two tasks of one partition may briefly run and write
     /// checkpoints out of order, so the furthest one, not the last, covers everything stored.
     func furthestPositions(_ name: String, generation: Int32) throws -> [Int32: Int64] {
-        guard let topic = registry.topic(Self.checkpointsTopic), let partition = topic.partitions.first else { return [:] }
         var furthest: [Int32: Int64] = [:]
-        try InternalTopic.replay(partition, through: partition.log.highWatermark) { key, value in
-            guard let key, let value, let (processor, task) = TaskCheckpoint.decodeKey(key), processor == name,
-                  let position = TaskCheckpoint.decodePosition(value), position.generation == generation else { return }
+        try replayCommittedCheckpoints { processor, task, value in
+            guard processor == name, let value, let position = TaskCheckpoint.decodePosition(value),
+                  position.generation == generation else { return }
             furthest[task] = max(furthest[task] ?? 0, position.inputOffset)
         }
         return furthest
+    }
+
+    /// Every checkpoint record in this broker's replica of `__processor_checkpoints` up to its high
+    /// watermark, in log order: processor, task and value (nil: deleted). Keys that are not checkpoint
+    /// keys (the replace marker) are skipped.
+    private func replayCommittedCheckpoints(_ body: (_ processor: String, _ task: Int32, _ value: [UInt8]?) -> Void) throws {
+        guard let topic = registry.topic(Self.checkpointsTopic), let partition = topic.partitions.first else { return }
+        try InternalTopic.replay(partition, through: partition.log.highWatermark) { key, value in
+            guard let key, let (processor, task) = TaskCheckpoint.decodeKey(key) else { return }
+            body(processor, task, value)
+        }
     }
 
     /// Stops the reconcile timer (shutdown).

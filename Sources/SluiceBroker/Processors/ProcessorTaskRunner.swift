@@ -238,7 +238,7 @@ final class ProcessorTaskRunner: @unchecked Sendable {
             }
         }
         logger.warning("processor checkpoint at stop failed", metadata: [
-            "processor": "\(processor)", "partition": "\(partition)", "error": "\(failure.map { "\($0)" } ?? "")",
+            "processor": "\(processor)", "partition": "\(partition)", "error": "\(failure.map { "\($0)" } ?? "no time left before the deadline")",
         ])
     }
 
