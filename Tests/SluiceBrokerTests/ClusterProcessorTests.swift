@@ -128,6 +128,18 @@ extension InProcessClusters {
             }
         }
 
+        /// Replaces the copy of `events` (ids 0..<100 copied) by one that adds 1000 to `n`, produces 100..<200,
+        /// and expects the old query's 0..<100 as they were and the new one's only what came after, each once.
+        static func replaceAndExpectNoRepeat(_ client: SluiceClient) async throws {
+            try await client.replaceProcessor("copy", sql: "INSERT INTO copies SELECT id, n + 1000 AS n FROM events WHERE n >= 0")
+            try await Self.produce(client, 100..<200)
+            let replaced = Self.pairs(try await Self.readCopies(client, count: 200))
+            let plain = replaced.filter { $0.1 < 1000 }.map(\.1).sorted()
+            let shifted = replaced.filter { $0.1 >= 1000 }.map { $0.1 - 1000 }.sorted()
+            #expect(plain == Array(0..<100) && shifted == Array(100..<200),
+                    "plain \(plain.count) (\(plain.prefix(3))…), shifted \(shifted.count) (\(shifted.prefix(3))…)")
+        }
+
         @Test("replace goes on from where the old query stopped; reset reprocesses from the start with the new query")
         func replaceAndReset() async throws {
             let cluster = ClusterHarness()
@@ -137,14 +149,7 @@ extension InProcessClusters {
             try await Self.produce(client, 0..<100)
             #expect(try await Self.readCopies(client, count: 100).count == 100)
 
-            try await client.replaceProcessor("copy", sql: "INSERT INTO copies SELECT id, n + 1000 AS n FROM events WHERE n >= 0")
-            try await Self.produce(client, 100..<200)
-            let replaced = Self.pairs(try await Self.readCopies(client, count: 200))
-            // The old query wrote 0..<100 as they were; the new one only what came after, each once.
-            let plain = replaced.filter { $0.1 < 1000 }.map(\.1).sorted()
-            let shifted = replaced.filter { $0.1 >= 1000 }.map { $0.1 - 1000 }.sorted()
-            #expect(plain == Array(0..<100) && shifted == Array(100..<200),
-                    "plain \(plain.count) (\(plain.prefix(3))…), shifted \(shifted.count) (\(shifted.prefix(3))…)")
+            try await Self.replaceAndExpectNoRepeat(client)
 
             try await client.resetProcessor("copy", to: .earliest)
             let reset = Self.pairs(try await Self.readCopies(client, count: 400))
@@ -176,13 +181,7 @@ extension InProcessClusters {
             let down = try #require((1...3).first { $0 != controller })
             await cluster.stop(down)
 
-            try await client.replaceProcessor("copy", sql: "INSERT INTO copies SELECT id, n + 1000 AS n FROM events WHERE n >= 0")
-            try await Self.produce(client, 100..<200)
-            let replaced = Self.pairs(try await Self.readCopies(client, count: 200))
-            let plain = replaced.filter { $0.1 < 1000 }.map(\.1).sorted()
-            let shifted = replaced.filter { $0.1 >= 1000 }.map { $0.1 - 1000 }.sorted()
-            #expect(plain == Array(0..<100) && shifted == Array(100..<200),
-                    "plain \(plain.count) (\(plain.prefix(3))…), shifted \(shifted.count) (\(shifted.prefix(3))…)")
+            try await Self.replaceAndExpectNoRepeat(client)
             await client.close()
             await cluster.shutdown()
         }

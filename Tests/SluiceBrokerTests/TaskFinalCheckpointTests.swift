@@ -37,32 +37,34 @@ struct TaskFinalCheckpointTests {
             self.takesOverTasks = takesOverTasks
         }
 
+        /// Whether the failing append has happened; if so, counts this call as a try after it. Under `lock`.
+        private func afterFailure() -> Bool {
+            guard failingCall > 0, calls >= failingCall else { return false }
+            triesAfter += 1
+            return true
+        }
+
         func recordsWritten(producerId: Int64, in positions: [TaskCheckpoint.OutputPosition]) throws -> [TaskCheckpoint.OutputPosition: Int64] {
-            lock.withLock { if failingCall > 0 && calls >= failingCall { triesAfter += 1 } }
+            _ = lock.withLock { afterFailure() }
             return try inner.recordsWritten(producerId: producerId, in: positions)
         }
 
         func append(_ batches: [(TaskCheckpoint.OutputPosition, [RecordBatch])]) throws {
-            let call = lock.withLock {
+            let (call, after) = lock.withLock {
+                let after = afterFailure()
                 calls += 1
-                if failingCall > 0 && calls > failingCall { triesAfter += 1 }
-                return calls
+                return (calls, after)
             }
             if call == failingCall {
                 failed.succeed(())
                 throw TaskOutputUnavailable(message: "test: no leader")
             }
-            if sticky && failingCall > 0 && call > failingCall { throw TaskOutputUnavailable(message: "test: still no leader") }
+            if sticky && after { throw TaskOutputUnavailable(message: "test: still no leader") }
             try inner.append(batches)
         }
 
         func storeCheckpoint(key: [UInt8], value: [UInt8]?, timestampMs: Int64) throws {
-            let failing = lock.withLock {
-                let failing = sticky && failingCall > 0 && calls >= failingCall
-                if failing { triesAfter += 1 }
-                return failing
-            }
-            if failing { throw TaskOutputUnavailable(message: "test: still no leader") }
+            if lock.withLock({ afterFailure() }) && sticky { throw TaskOutputUnavailable(message: "test: still no leader") }
             try inner.storeCheckpoint(key: key, value: value, timestampMs: timestampMs)
         }
 

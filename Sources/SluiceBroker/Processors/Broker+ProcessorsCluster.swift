@@ -156,11 +156,8 @@ extension Broker {
                     if now - (silentSince ?? now) >= silenceNs { break }
                     silentSince = silentSince ?? now
                 }
-                guard MonotonicClock.nowNanoseconds() < deadline else {
-                    throw WireError(.requestTimedOut, "broker \(node) still runs tasks of '\(definition.name)' or does not say; retry the replace")
-                }
                 // Another broker's tasks announce nothing when they stop: ask again shortly.
-                try? eventLoopGroup.next().scheduleTask(in: .milliseconds(50)) {}.futureResult.wait()
+                try askAgainShortly(until: deadline, "broker \(node) still runs tasks of '\(definition.name)' or does not say")
             }
         }
         let checkpoints = ProcessorManager.checkpointsTopic
@@ -194,11 +191,20 @@ extension Broker {
                 for task in answer.tasks { missing.remove(task.partition) }
             }
             guard let partition = missing.min() else { return }
-            guard MonotonicClock.nowNanoseconds() < deadline else {
-                throw WireError(.requestTimedOut, "no broker runs the task of partition \(partition) of '\(definition.name)' (its leader may be down); retry the replace")
-            }
-            try? eventLoopGroup.next().scheduleTask(in: .milliseconds(50)) {}.futureResult.wait()
+            try askAgainShortly(until: deadline, "no broker runs the task of partition \(partition) of '\(definition.name)' (its leader may be down)")
         }
+    }
+
+    /// How long a replace waits before it asks the brokers again.
+    static let processorPollMs: Int64 = 50
+
+    /// Waits `processorPollMs` before a replace asks again, or fails it as timed out with `what` once
+    /// `deadline` has passed.
+    private func askAgainShortly(until deadline: UInt64, _ what: @autoclosure () -> String) throws {
+        guard MonotonicClock.nowNanoseconds() < deadline else {
+            throw WireError(.requestTimedOut, "\(what()); retry the replace")
+        }
+        try? eventLoopGroup.next().scheduleTask(in: .milliseconds(Self.processorPollMs)) {}.futureResult.wait()
     }
 
     /// The controller's metadata group, or `not_coordinator` naming the controller (the client follows it).
